@@ -1,0 +1,58 @@
+# ocirt: `make run` and `make test` work first on a fresh Debian machine, as root.
+PYTHON      := /usr/bin/python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+APT_PACKAGES := runc busybox-static libcap-dev libseccomp2 gcc libc6-dev python3-venv python3-dev \
+                iproute2 util-linux procps
+ID          ?= ocirt-demo
+
+.PHONY: all install deps run test unit spec spec-runc lint typecheck bundles clean
+
+all: install
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(MAKE) deps
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+bundles/busybox/rootfs/bin/busybox: bundles/mkrootfs
+	bundles/mkrootfs bundles/busybox/rootfs
+
+bundles: bundles/busybox/rootfs/bin/busybox
+
+run: install bundles
+	$(BIN)/ocirt run --bundle bundles/busybox $(ID)
+
+test: install
+	$(BIN)/tox
+
+unit: install
+	$(BIN)/pytest -q tests
+
+spec: install
+	$(BIN)/pytest -q spec-tests --runtime $(BIN)/ocirt
+
+spec-runc: install
+	$(BIN)/pytest -q spec-tests --runtime /usr/sbin/runc
+
+lint: install
+	$(BIN)/ruff check ocirt shim tests spec-tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .tox bundles/*/rootfs

@@ -1,0 +1,1 @@
+"""Cgroups: finding the host's hierarchies and placing a container's processes in them."""

@@ -1,0 +1,1 @@
+"""Command-line parsing only: runc's commands, flags and output formats, one module a command."""

@@ -1,0 +1,19 @@
+"""ocirt state."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .main import Context, require_args
+
+ARGS = "<container-id>"
+FLAGS: list = []
+
+
+def main(ctx: Context, opts: dict[str, object], args: list[str]) -> int:
+    require_args(args, 1, ARGS)
+    from ..lifecycle.query import state
+
+    sys.stdout.write(json.dumps(state(ctx.store(), args[0]), indent="  "))
+    return 0

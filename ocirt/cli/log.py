@@ -1,0 +1,56 @@
+"""The --log file: logrus-compatible text or JSON lines, appended, never truncated.
+
+containerd reads the last ``level: error`` entry as the failure message (every line must be JSON
+with an RFC 3339 ``time`` carrying a zone); podman reads the whole file as one object. So each
+failure writes exactly one error entry, and also one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+class Log:
+    def __init__(self, path: str = "", fmt: str = "text", debug: bool = False) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.debug_enabled = debug
+
+    def _write(self, level: str, msg: str) -> None:
+        if self.fmt == "json":
+            line = json.dumps({"level": level, "msg": msg, "time": _now()})
+        else:
+            line = f'time="{_now()}" level={level} msg={json.dumps(msg)}'
+        if not self.path:
+            if level != "error":
+                sys.stderr.write(line + "\n")
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+
+    def error(self, msg: str) -> None:
+        """Log the failure; the one-line stderr message is the caller's to print."""
+        self._write("error", msg)
+
+    def warning(self, msg: str) -> None:
+        """Warnings go to the log file only: on stderr they would reach the container's logs."""
+        if self.path:
+            self._write("warning", msg)
+
+    def debug(self, msg: str) -> None:
+        if self.debug_enabled:
+            self._write("debug", msg)

@@ -1,0 +1,58 @@
+"""The container's console: a pty allocated inside the container, its master sent to the caller.
+
+The protocol callers expect (conmon, containerd's shim, buildah): one sendmsg on the connected
+``--console-socket`` with the master's name as data and exactly one SCM_RIGHTS fd, the master.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import termios
+
+from .errors import OcirtError, from_oserror
+
+
+def connect(path: str) -> int:
+    """Connect to the caller's console socket (before the container's mount namespace hides it)."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise from_oserror(f"connect to console socket {path}", exc) from None
+    return sock.detach()
+
+
+def set_size(fd: int, height: int, width: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def create(socket_fd: int, size: tuple[int, int] | None) -> tuple[int, str]:
+    """Open a pty in the current /dev/pts, send its master, return (slave fd, slave path)."""
+    import socket
+
+    try:
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise from_oserror("open /dev/ptmx", exc) from None
+    try:
+        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("i", fcntl.ioctl(master, termios.TIOCGPTN, b"\0" * 4))[0]
+        slave_path = f"/dev/pts/{number}"
+        slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
+        if size is not None and size != (0, 0):
+            set_size(slave, *size)
+        sock = socket.socket(fileno=socket_fd)
+        try:
+            socket.send_fds(sock, [b"/dev/ptmx"], [master])
+        finally:
+            sock.close()
+    except OSError as exc:
+        raise OcirtError(f"console: {exc.strerror or exc}") from None
+    finally:
+        os.close(master)
+    return slave, slave_path

@@ -1,0 +1,65 @@
+"""Lifecycle hooks: run each with the container state on stdin, its args, env and timeout."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from .errors import HookError
+
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def state_json(container_id: str, status: str, pid: int, bundle: str, oci_version: str,
+               annotations: dict[str, str]) -> bytes:
+    state: dict[str, Any] = {"ociVersion": oci_version, "id": container_id, "status": status,
+                             "pid": pid, "bundle": bundle}
+    if annotations:
+        state["annotations"] = annotations
+    return json.dumps(state).encode()
+
+
+def run(kind: str, hooks: list[dict[str, Any]], state: bytes) -> None:
+    """Run ``hooks`` (config.json hook objects) in order; the first failure raises HookError."""
+    if not hooks:
+        return
+    import subprocess
+
+    for i, hook in enumerate(hooks):
+        path = hook["path"]
+        args = hook.get("args") or [path]
+        env = hook.get("env")
+        timeout = hook.get("timeout")
+        try:
+            proc = subprocess.run(
+                args, executable=path, input=state, capture_output=True, timeout=timeout,
+                env=None if env is None else dict(_split_env(env)), close_fds=True)
+        except subprocess.TimeoutExpired:
+            raise HookError(f"error running {kind} hook #{i}: timeout after {timeout}s") from None
+        except OSError as exc:
+            raise HookError(f"error running {kind} hook #{i}: fork/exec {path}: "
+                            f"{(exc.strerror or str(exc)).lower()}") from None
+        if proc.returncode != 0:
+            status = (f"exit status {proc.returncode}" if proc.returncode > 0
+                      else f"signal: {-proc.returncode}")
+            raise HookError(f"error running {kind} hook #{i}: {status}, stdout: "
+                            f"{_one_line(proc.stdout)}, stderr: {_one_line(proc.stderr)}")
+
+
+def _split_env(env: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in env:
+        key, _, value = item.partition("=")
+        out.append((key, value))
+    return out
+
+
+def _one_line(data: bytes) -> str:
+    return " ".join(data.decode(errors="replace").split())
+
+
+def to_json(hooks: list[Any]) -> list[dict[str, Any]]:
+    """Spec Hook objects as plain dicts (what :func:`run` and state.json take)."""
+    return [h.to_json() for h in hooks]
+

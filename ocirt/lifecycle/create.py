@@ -1,0 +1,234 @@
+"""``create``: from a bundle to a container whose init waits for ``start``.
+
+The order follows runtime.md's lifecycle: validate the bundle, record the container, create its
+cgroups, spawn the init (namespaces, prestart/createRuntime hooks, rootfs, createContainer hooks,
+process setup), write the state and the pid file. Any failure undoes every step.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .. import hooks, spec as spec_mod
+from ..cgroups.fs import Manager, resolve_paths
+from ..errors import ConfigError, ExistsError, OcirtError, SysError
+from ..linux import proc
+from ..process import channel
+from ..process.spawn import InitRequest, kill_and_wait, spawn
+from ..state import ContainerDir, State, Store, write_atomic
+from .status import CREATING
+
+# sysctl prefixes and the namespace that makes them container-local (as runc validates).
+_SYSCTL_NAMESPACES = (("net.", "network"), ("kernel.msg", "ipc"), ("kernel.sem", "ipc"),
+                      ("kernel.shm", "ipc"), ("fs.mqueue.", "ipc"), ("kernel.hostname", "uts"),
+                      ("kernel.domainname", "uts"))
+
+
+class Options:
+    """The create-time flags of ``create`` and ``run``."""
+
+    def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
+                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
+                 systemd_cgroup: bool = False, rootless: bool = False,
+                 console_fd: int = -1) -> None:
+        self.bundle = os.path.abspath(bundle)
+        self.pid_file = os.path.abspath(pid_file) if pid_file else ""
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
+        #: an already connected console socket (``run`` in the foreground makes its own)
+        self.console_fd = console_fd
+
+
+def validate(spec: spec_mod.Spec, opts: Options) -> None:
+    """What makes a config unusable for create, beyond the types checked when parsing."""
+    process = spec.process
+    if process is None:
+        raise ConfigError("config.json: /process is required to create a container")
+    linux = spec.linux
+    mount_ns = linux.namespace("mount")
+    if mount_ns is None or mount_ns.path:
+        raise ConfigError("a new mount namespace is required (linux.namespaces needs a "
+                          "\"mount\" entry without a path)")
+    has_console = bool(opts.console_socket) or opts.console_fd >= 0
+    if process.terminal and not has_console:
+        raise ConfigError("cannot allocate tty if ocirt will detach without setting console socket")
+    if has_console and not process.terminal:
+        raise ConfigError("cannot use console socket if ocirt will not detach or allocate tty")
+    userns = linux.namespace("user")
+    if userns is not None and not userns.path and not (linux.uid_mappings and linux.gid_mappings):
+        raise ConfigError("user namespace enabled, but no uid/gid mappings set")
+    if userns is None and (linux.uid_mappings or linux.gid_mappings):
+        raise ConfigError("uid/gid mappings set, but no user namespace in linux.namespaces")
+    uts = linux.namespace("uts")
+    if (spec.hostname or spec.domainname) and (uts is None):
+        raise ConfigError("unable to set hostname without a private UTS namespace")
+    if linux.time_offsets and linux.namespace("time") is None:
+        raise ConfigError("time offsets set, but no time namespace in linux.namespaces")
+    for key in linux.sysctl:
+        for prefix, ns in _SYSCTL_NAMESPACES:
+            if key.startswith(prefix):
+                if linux.namespace(ns) is None:
+                    raise ConfigError(f"sysctl {key!r} is not allowed without a {ns} namespace")
+                break
+        else:
+            raise ConfigError(f"sysctl {key!r} is not in a separate kernel namespace")
+    if linux.seccomp is not None:
+        raise ConfigError("linux.seccomp is not supported by this version of ocirt")
+
+
+def _rootfs(bundle: str, spec: spec_mod.Spec) -> str:
+    path = os.path.realpath(os.path.join(bundle, spec.root.path))
+    if not os.path.isdir(path):
+        raise ConfigError(f"rootfs ({path}) does not exist")
+    return path
+
+
+def _passed_fds(preserve: int) -> tuple[int, list[str]]:
+    """Socket activation (LISTEN_FDS for our pid) plus --preserve-fds: (first fd not kept, env)."""
+    extra_env: list[str] = []
+    listen = 0
+    if os.environ.get("LISTEN_PID") == str(os.getpid()):
+        try:
+            listen = int(os.environ.get("LISTEN_FDS", "0"))
+        except ValueError:
+            listen = 0
+        if listen > 0:
+            extra_env = [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
+    total = listen + preserve
+    for fd in range(3, 3 + total):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise ConfigError(f"unable to stat preserved-fd {fd - 3} (of {total}): "
+                              "bad file descriptor") from None
+    return 3 + total, extra_env
+
+
+def _created_now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def create(store: Store, container_id: str, opts: Options) -> State:
+    """Create the container; on return its init waits for ``start``."""
+    cdir = store.container(container_id)
+    spec, _ = spec_mod.load(opts.bundle)
+    validate(spec, opts)
+    rootfs = _rootfs(opts.bundle, spec)
+    keep_fds, extra_env = _passed_fds(opts.preserve_fds)
+    store.ensure()
+    try:
+        os.mkdir(cdir.path, 0o711)
+    except FileExistsError:
+        raise ExistsError(container_id) from None
+    except OSError as exc:
+        raise SysError(f"mkdir {cdir.path}", exc.errno or 0) from None
+    cdir.lock()
+    manager: Manager | None = None
+    init_pid = 0
+    hook_json = {kind: hooks.to_json(entries) for kind, entries in spec.hooks.items()}
+    try:
+        fifo_fd = _make_fifo(cdir, spec)
+        manager = Manager(resolve_paths(spec.linux.cgroups_path, container_id))
+        manager.create()
+        console_fd = os.dup(opts.console_fd) if opts.console_fd >= 0 else -1
+        if opts.console_socket:
+            from .. import console
+
+            console_fd = console.connect(opts.console_socket)
+        lsms = frozenset()
+        if spec.process and (spec.process.apparmor_profile or spec.process.selinux_label):
+            from ..process.init import active_lsms
+
+            lsms = active_lsms()
+        request = InitRequest(
+            spec=spec, rootfs=rootfs, bundle=opts.bundle, cgroup_paths=manager.paths,
+            hooks=hook_json, fifo_fd=fifo_fd, console_fd=console_fd, keep_fds=keep_fds,
+            extra_env=extra_env, no_pivot=opts.no_pivot, new_keyring=not opts.no_new_keyring,
+            lsms=lsms)
+
+        def runtime_hooks(pid: int) -> str:
+            nonlocal init_pid
+            init_pid = pid
+            state = hooks.state_json(container_id, CREATING, pid, opts.bundle, spec.oci_version,
+                                     spec.annotations)
+            hooks.run("prestart", hook_json.get("prestart", []), state)
+            hooks.run("createRuntime", hook_json.get("createRuntime", []), state)
+            return state.decode()
+
+        init_pid, ch = spawn(request, runtime_hooks)
+        os.close(fifo_fd)
+        if console_fd >= 0:
+            os.close(console_fd)
+        try:
+            started = proc.start_time(init_pid)
+            if started is None:
+                raise OcirtError("container init exited before it was ready")
+            pidns = spec.linux.namespace("pid")
+            state = State(
+                id=container_id, pid=init_pid, start_time=started, bundle=opts.bundle,
+                rootfs=rootfs, created=_created_now(), oci_version=spec.oci_version,
+                annotations=spec.annotations, cgroup_paths=manager.paths,
+                cgroups_path=spec.linux.cgroups_path, systemd_cgroup=opts.systemd_cgroup,
+                rootless=opts.rootless, own_pidns=pidns is not None and not pidns.path,
+                hooks={k: v for k, v in hook_json.items() if k in ("poststart", "poststop")},
+                owner=os.geteuid())
+            cdir.save(state)
+            if opts.pid_file:
+                write_atomic(opts.pid_file, str(init_pid).encode(), 0o644)
+            ch.send(channel.COMMITTED)
+        finally:
+            ch.close()
+        return state
+    except BaseException:
+        _undo(cdir, manager, init_pid, hook_json, container_id, opts.bundle, spec)
+        raise
+    finally:
+        cdir.unlock()
+
+
+def _make_fifo(cdir: ContainerDir, spec: spec_mod.Spec) -> int:
+    """exec.fifo, owned by the container's root, and an O_PATH fd to it for the init."""
+    try:
+        os.mkfifo(cdir.fifo, 0o622)
+        os.chmod(cdir.fifo, 0o622)
+        uid = _host_id(spec.linux.uid_mappings)
+        gid = _host_id(spec.linux.gid_mappings)
+        if uid or gid:
+            os.chown(cdir.fifo, uid, gid)
+        return os.open(cdir.fifo, os.O_PATH | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SysError(f"create exec fifo {cdir.fifo}", exc.errno or 0) from None
+
+
+def _host_id(mappings: list[spec_mod.IDMapping]) -> int:
+    for m in mappings:
+        if m.container_id == 0:
+            return m.host_id
+    return 0
+
+
+def _undo(cdir: ContainerDir, manager: Manager | None, init_pid: int,
+          hook_json: dict[str, list[dict[str, object]]], container_id: str, bundle: str,
+          spec: spec_mod.Spec) -> None:
+    """Leave nothing behind: the init, its cgroups, the state dir; poststop hooks if it ran."""
+    kill_and_wait(init_pid)
+    if manager is not None:
+        manager.signal_all(9)
+        try:
+            manager.destroy()
+        except OcirtError:
+            pass
+    if init_pid and hook_json.get("poststop"):
+        state = hooks.state_json(container_id, "stopped", 0, bundle, spec.oci_version,
+                                 spec.annotations)
+        try:
+            hooks.run("poststop", hook_json["poststop"], state)
+        except OcirtError:
+            pass
+    cdir.remove()

@@ -1,0 +1,72 @@
+"""``delete``: stop what is left, remove the cgroups and the state, run the poststop hooks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import hooks
+from ..cgroups.fs import Manager
+from ..errors import NotExistError, OcirtError, StatusError
+from ..linux import proc
+from ..process.spawn import kill_and_wait
+from ..state import ContainerDir, State, Store
+from . import status as st
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def delete(store: Store, container_id: str, force: bool = False,
+           warn: Callable[[str], None] | None = None) -> None:
+    cdir = store.container(container_id)
+    if not cdir.exists():
+        if force:
+            return
+        raise NotExistError(container_id)
+    try:
+        state = cdir.load()
+    except NotExistError:
+        cdir.remove()  # a stale directory from an interrupted create
+        if force:
+            return
+        raise
+    cdir.lock()
+    try:
+        current = st.status(cdir, state)
+        manager = Manager(state.cgroup_paths)
+        if current in (st.RUNNING, st.PAUSED) and not force:
+            st.require("delete", current, container_id)
+        if current != st.STOPPED:
+            if not state.own_pidns:
+                manager.signal_all(9)
+            if current == st.PAUSED:
+                manager.thaw()
+            kill_and_wait(state.pid)
+            if proc.alive(state.pid, state.start_time):
+                raise StatusError("container init still running")
+        elif force and not state.own_pidns:
+            manager.signal_all(9)
+        destroy(cdir, state, manager, warn)
+    finally:
+        cdir.unlock()
+
+
+def destroy(cdir: ContainerDir, state: State, manager: Manager,
+            warn: Callable[[str], None] | None = None) -> None:
+    """Remove the cgroups and the state dir, then run the poststop hooks (failures only warn)."""
+    manager.signal_all(9)
+    try:
+        manager.destroy()
+    except OcirtError as exc:
+        if warn:
+            warn(str(exc))
+    cdir.remove()
+    poststop = state.hooks.get("poststop", [])
+    if poststop:
+        doc = hooks.state_json(state.id, st.STOPPED, 0, state.bundle, state.oci_version,
+                               state.annotations)
+        try:
+            hooks.run("poststop", poststop, doc)
+        except OcirtError as exc:
+            if warn:
+                warn(str(exc))

@@ -1,0 +1,139 @@
+"""Mount primitives: option parsing, and resolving paths inside a root without escaping it.
+
+Every path inside a container's rootfs is resolved with openat2(RESOLVE_IN_ROOT), so that
+symlinks and ``..`` are confined to the rootfs, and mounts target the resolved file through
+``/proc/self/fd/N`` rather than a path that could be swapped between check and use.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from . import syscalls as sc
+
+_FLAGS = {
+    "defaults": (0, False), "ro": (sc.MS_RDONLY, False), "rw": (sc.MS_RDONLY, True),
+    "suid": (sc.MS_NOSUID, True), "nosuid": (sc.MS_NOSUID, False),
+    "dev": (sc.MS_NODEV, True), "nodev": (sc.MS_NODEV, False),
+    "exec": (sc.MS_NOEXEC, True), "noexec": (sc.MS_NOEXEC, False),
+    "sync": (sc.MS_SYNCHRONOUS, False), "async": (sc.MS_SYNCHRONOUS, True),
+    "dirsync": (sc.MS_DIRSYNC, False), "remount": (sc.MS_REMOUNT, False),
+    "mand": (sc.MS_MANDLOCK, False), "nomand": (sc.MS_MANDLOCK, True),
+    "atime": (sc.MS_NOATIME, True), "noatime": (sc.MS_NOATIME, False),
+    "diratime": (sc.MS_NODIRATIME, True), "nodiratime": (sc.MS_NODIRATIME, False),
+    "relatime": (sc.MS_RELATIME, False), "norelatime": (sc.MS_RELATIME, True),
+    "strictatime": (sc.MS_STRICTATIME, False), "nostrictatime": (sc.MS_STRICTATIME, True),
+    "lazytime": (sc.MS_LAZYTIME, False), "nolazytime": (sc.MS_LAZYTIME, True),
+    "symfollow": (sc.MS_NOSYMFOLLOW, True), "nosymfollow": (sc.MS_NOSYMFOLLOW, False),
+    "bind": (sc.MS_BIND, False), "rbind": (sc.MS_BIND | sc.MS_REC, False),
+}
+
+PROPAGATION = {
+    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+
+#: Options this runtime understands but does not pass to the kernel.
+IGNORED = frozenset(("tmpcopyup",))
+
+
+class Options:
+    """A mount's options split into mount(2) flags, propagation flags and filesystem data."""
+
+    __slots__ = ("flags", "propagation", "data")
+
+    def __init__(self, options: list[str]) -> None:
+        self.flags = 0
+        self.propagation: list[int] = []
+        data = []
+        for opt in options:
+            if opt in _FLAGS:
+                flag, clear = _FLAGS[opt]
+                self.flags = self.flags & ~flag if clear else self.flags | flag
+            elif opt in PROPAGATION:
+                self.propagation.append(PROPAGATION[opt])
+            elif opt not in IGNORED:
+                data.append(opt)
+        self.data = ",".join(data)
+
+    @property
+    def bind(self) -> bool:
+        return bool(self.flags & sc.MS_BIND)
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
+    """Open ``path`` as seen from ``root_fd`` treated as ``/``: nothing can resolve outside it."""
+    return sc.openat2(root_fd, path.lstrip("/") or ".", flags,
+                      sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+
+
+def make_in_root(root_fd: int, path: str, directory: bool = True, mode: int = 0o755) -> int:
+    """Create ``path`` (and its missing parents) inside the root; return an O_PATH fd to it.
+
+    Each missing component is made with mkdirat() on the already-resolved parent, so a symlink
+    planted in the rootfs can redirect the path only to somewhere else inside the rootfs.
+    """
+    parts = [p for p in path.split("/") if p and p != "."]
+    parent = os.dup(root_fd)
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                fd = open_in_root(root_fd, "/".join(parts[: i + 1]))
+            except FileNotFoundError:
+                try:
+                    if last and not directory:
+                        os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW
+                                         | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                    else:
+                        os.mkdir(name, mode, dir_fd=parent)
+                except FileExistsError:
+                    pass
+                fd = open_in_root(root_fd, "/".join(parts[: i + 1]))
+            os.close(parent)
+            parent = fd
+        return parent if parts else parent
+    except BaseException:
+        os.close(parent)
+        raise
+
+
+def is_dir_fd(fd: int) -> bool:
+    import stat
+    return stat.S_ISDIR(os.fstat(fd).st_mode)
+
+
+def mount_at(fd: int, source: str | None, fstype: str | None, flags: int,
+             data: str | None = None) -> None:
+    sc.mount(source, fd_path(fd), fstype, flags, data or None)
+
+
+def remount(fd: int, flags: int) -> None:
+    """Apply ``flags`` to the mount whose root ``fd`` is, as a bind remount."""
+    try:
+        sc.mount(None, fd_path(fd), None, sc.MS_REMOUNT | sc.MS_BIND | flags, None)
+    except OSError as exc:
+        if exc.errno != errno.EPERM:
+            raise
+        # In a user namespace the locked flags of the underlying mount must be kept.
+        sc.mount(None, fd_path(fd), None,
+                 sc.MS_REMOUNT | sc.MS_BIND | flags | locked_flags(fd), None)
+
+
+def locked_flags(fd: int) -> int:
+    st = os.fstatvfs(fd)
+    out = 0
+    for st_flag, ms_flag in ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV),
+                             (os.ST_NOEXEC, sc.MS_NOEXEC), (os.ST_RDONLY, sc.MS_RDONLY),
+                             (os.ST_NOATIME, sc.MS_NOATIME), (os.ST_RELATIME, sc.MS_RELATIME),
+                             (os.ST_NODIRATIME, sc.MS_NODIRATIME)):
+        if st.f_flag & st_flag:
+            out |= ms_flag
+    return out

@@ -1,0 +1,146 @@
+"""System calls through ctypes, raising OSError with the errno like the os module does.
+
+This is the one seam between ocirt and the kernel for calls the standard library does not offer
+(mount, pivot_root, unshare, setns, openat2, ...). Everything above calls these functions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# Namespace clone flags (linux/sched.h).
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# mount(2) flags.
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+MNT_DETACH = 0x2
+UMOUNT_NOFOLLOW = 0x8
+
+# openat2(2) resolve flags.
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+# prctl(2) options not wrapped by python-prctl.
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+_NR = {  # x86_64 and aarch64 share none of these numbers; pick by machine.
+    "x86_64": {"pivot_root": 155, "setns": 308, "unshare": 272, "openat2": 437, "pidfd_open": 434,
+               "pidfd_send_signal": 424, "close_range": 436},
+    "aarch64": {"pivot_root": 41, "setns": 268, "unshare": 97, "openat2": 437, "pidfd_open": 434,
+                "pidfd_send_signal": 424, "close_range": 436},
+}[os.uname().machine]
+
+
+def _check(result: int, what: str = "") -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), what or None)
+    return result
+
+
+def _b(path: str | bytes | None) -> bytes | None:
+    if path is None:
+        return None
+    return os.fsencode(path)
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+           target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_libc.umount2(_b(target), flags), target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(_libc.syscall(_NR["pivot_root"], _b(new_root), _b(put_old)), new_root)
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.syscall(_NR["unshare"], flags))
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_libc.syscall(_NR["setns"], fd, nstype))
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)))
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.setdomainname(raw, len(raw)))
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): open ``path`` below ``dirfd`` under the ``resolve`` restrictions."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    return _check(_libc.syscall(_NR["openat2"], dirfd, _b(path), ctypes.byref(how),
+                                ctypes.sizeof(how)), path)
+
+
+def pidfd_open(pid: int) -> int:
+    return _check(_libc.syscall(_NR["pidfd_open"], pid, 0))
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    _check(_libc.syscall(_NR["close_range"], first, ctypes.c_uint(last), flags))
+
+
+CLOSE_RANGE_CLOEXEC = 1 << 2

@@ -1,0 +1,98 @@
+"""Typed messages between the runtime and the processes it spawns, over a pair of pipes.
+
+Each message is a JSON object with a ``type`` framed by a 4-byte length. The child side reports
+an error as ``{"type": "error", "kind": ..., "message": ...}``, which :meth:`Channel.expect`
+turns back into the same kind of :class:`~ocirt.errors.OcirtError` in the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from typing import TYPE_CHECKING
+
+from .. import errors
+
+if TYPE_CHECKING:
+    from typing import Any
+
+# The messages, in the order a create exchanges them.
+USERNS = "userns"            # child -> parent: write my uid/gid maps
+USERNS_DONE = "userns-done"  # parent -> child
+PID = "pid"                  # intermediate -> parent: the init's host pid
+HOOKS = "hooks"              # init -> parent: run prestart/createRuntime hooks now
+HOOKS_DONE = "hooks-done"    # parent -> init
+READY = "ready"              # init -> parent: set up, about to wait for start
+COMMITTED = "committed"      # parent -> init: state and pid file written; wait for start
+ERROR = "error"              # child -> parent
+
+_KINDS = {cls.__name__: cls for cls in (errors.OcirtError, errors.ConfigError, errors.ExecError,
+                                       errors.HookError, errors.StatusError)}
+
+
+class ChannelClosed(errors.OcirtError):
+    pass
+
+
+class Channel:
+    """One end: ``rfd`` to read the peer's messages, ``wfd`` to write ours."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+
+    def send(self, msg_type: str, **fields: Any) -> None:
+        payload = json.dumps({"type": msg_type, **fields}).encode()
+        os.write(self.wfd, struct.pack("=I", len(payload)) + payload)
+
+    def send_error(self, exc: BaseException) -> None:
+        if isinstance(exc, errors.OcirtError):
+            kind, message = type(exc).__name__, exc.message
+        elif isinstance(exc, OSError):
+            kind = "OcirtError"
+            message = errors.strerror(exc.errno or 0) if exc.errno else str(exc)
+            if exc.filename:
+                message = f"{exc.filename}: {message}"
+        else:
+            kind, message = "OcirtError", f"{type(exc).__name__}: {exc}"
+        try:
+            self.send(ERROR, kind=kind if kind in _KINDS else "OcirtError", message=message)
+        except Exception:  # noqa: BLE001 - the peer may be gone; nothing is left to tell
+            pass
+
+    def _read(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = os.read(self.rfd, n - len(buf))
+            if not chunk:
+                raise ChannelClosed("container init exited before it was ready")
+            buf += chunk
+        return buf
+
+    def recv(self) -> dict[str, Any]:
+        (size,) = struct.unpack("=I", self._read(4))
+        msg: dict[str, Any] = json.loads(self._read(size))
+        if msg["type"] == ERROR:
+            raise _KINDS.get(msg.get("kind", ""), errors.OcirtError)(msg["message"])
+        return msg
+
+    def expect(self, kind: str) -> dict[str, Any]:
+        msg = self.recv()
+        if msg["type"] != kind:
+            raise errors.OcirtError(f"internal error: expected {kind!r}, got {msg['type']!r}")
+        return msg
+
+    def close(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def pair() -> tuple[Channel, Channel]:
+    """(parent end, child end). All four fds are close-on-exec."""
+    r1, w1 = os.pipe2(os.O_CLOEXEC)
+    r2, w2 = os.pipe2(os.O_CLOEXEC)
+    return Channel(r1, w2), Channel(r2, w1)

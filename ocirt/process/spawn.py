@@ -1,0 +1,239 @@
+"""The spawn chain: runtime -> intermediate -> init.
+
+The runtime forks an intermediate process that joins the container's cgroups, enters or
+creates its namespaces (the user namespace first, its id maps written by the runtime), and forks
+again: a new pid namespace only applies to children, so that grandchild is the container's PID 1.
+The intermediate exits at once, so the init is re-parented to the caller's subreaper (conmon,
+containerd's shim) or PID 1, as the callers require. Messages go over :mod:`.channel`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import TYPE_CHECKING
+
+from ..errors import OcirtError, SysError
+from ..linux import syscalls as sc
+from . import channel
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ..spec import Spec
+
+NAMESPACE_FLAGS = {
+    "user": sc.CLONE_NEWUSER, "ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS,
+    "network": sc.CLONE_NEWNET, "pid": sc.CLONE_NEWPID, "cgroup": sc.CLONE_NEWCGROUP,
+    "time": sc.CLONE_NEWTIME, "mount": sc.CLONE_NEWNS,
+}
+#: The order namespaces are joined in: the user namespace first (it grants the rights to join
+#: the others), the mount namespace last (the other paths are resolved in the runtime's).
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+_CLOCKS = {"monotonic": 1, "boottime": 7}
+
+
+class InitRequest:
+    """Everything the intermediate and the init need, decided by ``create`` before forking."""
+
+    def __init__(self, *, spec: Spec, rootfs: str, bundle: str, cgroup_paths: dict[str, str],
+                 hooks: dict[str, list[dict[str, Any]]], fifo_fd: int, console_fd: int,
+                 keep_fds: int, extra_env: list[str], no_pivot: bool, new_keyring: bool,
+                 lsms: frozenset[str]) -> None:
+        self.spec = spec
+        self.rootfs = rootfs
+        self.bundle = bundle
+        self.cgroup_paths = cgroup_paths
+        self.hooks = hooks
+        self.fifo_fd = fifo_fd
+        self.console_fd = console_fd
+        self.keep_fds = keep_fds
+        self.extra_env = extra_env
+        self.no_pivot = no_pivot
+        self.new_keyring = new_keyring
+        self.lsms = lsms
+        linux = spec.linux
+        self.userns = linux.namespace("user") is not None
+        cgroupns = linux.namespace("cgroup")
+        self.new_cgroupns = cgroupns is not None and not cgroupns.path
+
+
+def spawn(req: InitRequest, on_hooks: Callable[[int], str]) -> tuple[int, channel.Channel]:
+    """Start the init; return its host pid once it waits for ``start``, with the channel on
+    which the caller must send COMMITTED (after recording the container) and then close.
+
+    ``on_hooks(pid)`` runs the runtime-side hooks and returns the state JSON for the init's own.
+    On failure nothing of the init is left running.
+    """
+    ns_fds = _open_namespace_paths(req.spec)
+    parent, child = channel.pair()
+    try:
+        stage1 = os.fork()
+    except OSError as exc:
+        raise SysError("fork", exc.errno or 0) from None
+    if stage1 == 0:  # never returns: a forked child must not unwind into the runtime's stack
+        try:
+            parent.close()
+            _intermediate(req, child, ns_fds)
+        except BaseException as exc:  # noqa: B036 - the parent must hear of every failure
+            child.send_error(exc)
+        finally:
+            os._exit(1)
+    child.close()
+    for fd in ns_fds.values():
+        os.close(fd)
+    init_pid = 0
+    stage1_reaped = False
+    try:
+        while True:
+            msg = parent.recv()
+            kind = msg["type"]
+            if kind == channel.USERNS:
+                _write_id_maps(stage1, req.spec)
+                parent.send(channel.USERNS_DONE)
+            elif kind == channel.PID:
+                init_pid = msg["pid"]
+                os.waitpid(stage1, 0)
+                stage1_reaped = True
+            elif kind == channel.HOOKS:
+                parent.send(channel.HOOKS_DONE, state=on_hooks(init_pid))
+            elif kind == channel.READY:
+                return init_pid, parent
+    except BaseException:
+        parent.close()
+        kill_and_wait(init_pid)
+        raise
+    finally:
+        if not stage1_reaped:
+            try:
+                os.kill(stage1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(stage1, 0)
+
+
+def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
+    """SIGKILL ``pid`` and wait until it has exited (it need not be our child)."""
+    if pid <= 0:
+        return
+    import select
+
+    try:
+        pidfd = sc.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll(int(timeout * 1000))
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    finally:
+        os.close(pidfd)
+
+
+def _open_namespace_paths(spec: Spec) -> dict[str, int]:
+    fds = {}
+    try:
+        for ns in spec.linux.namespaces:
+            if ns.path:
+                fds[ns.type] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        for fd in fds.values():
+            os.close(fd)
+        raise SysError(f"open {exc.filename} for the {ns.type} namespace", exc.errno or 0) \
+            from None
+    return fds
+
+
+def _write_id_maps(pid: int, spec: Spec) -> None:
+    for name, mappings in (("uid_map", spec.linux.uid_mappings),
+                           ("gid_map", spec.linux.gid_mappings)):
+        data = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(data)
+        except OSError as exc:
+            raise SysError(f"write {name} for the user namespace", exc.errno or 0) from None
+
+
+def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int]) -> None:
+    """Join the cgroups, enter the namespaces, fork the init, report its pid, exit."""
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    _close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd,
+                                     *ns_fds.values()})
+    from ..cgroups.fs import Manager
+
+    Manager(req.cgroup_paths).add(os.getpid())
+    linux = req.spec.linux
+    if "user" in ns_fds:
+        _setns(ns_fds.pop("user"), "user")
+    elif req.userns:
+        _unshare(sc.CLONE_NEWUSER, "user")
+        ch.send(channel.USERNS)
+        ch.expect(channel.USERNS_DONE)
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    for kind in JOIN_ORDER:
+        if kind in ns_fds:
+            _setns(ns_fds.pop(kind), kind)
+    flags = 0
+    for ns in linux.namespaces:
+        if not ns.path and ns.type != "user":
+            flags |= NAMESPACE_FLAGS[ns.type]
+    if flags:
+        _unshare(flags, "namespaces")
+    if linux.time_offsets and flags & sc.CLONE_NEWTIME:
+        lines = "".join(f"{_CLOCKS[clock]} {secs} {nanos}\n"
+                        for clock, (secs, nanos) in linux.time_offsets.items())
+        try:
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write(lines)
+        except OSError as exc:
+            raise SysError("write time namespace offsets", exc.errno or 0) from None
+    pid = os.fork()
+    if pid == 0:
+        from . import init
+
+        init.run(req, ch)
+    ch.send(channel.PID, pid=pid)
+    os._exit(0)
+
+
+def _close_fds_except(first: int, keep: set[int]) -> None:
+    """Close every inherited fd from ``first`` on (the caller's leaks, our own state-dir lock)
+    but those in ``keep``: nothing of the host may reach the container through an fd."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _setns(fd: int, kind: str) -> None:
+    try:
+        sc.setns(fd, NAMESPACE_FLAGS[kind])
+    except OSError as exc:
+        raise SysError(f"join the {kind} namespace", exc.errno or 0) from None
+    finally:
+        os.close(fd)
+
+
+def _unshare(flags: int, what: str) -> None:
+    try:
+        sc.unshare(flags)
+    except OSError as exc:
+        raise SysError(f"unshare {what}", exc.errno or 0) from None
+
+
+__all__ = ["InitRequest", "spawn", "kill_and_wait", "OcirtError"]

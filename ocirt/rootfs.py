@@ -1,0 +1,354 @@
+"""The container's filesystem view, in the order the init builds it.
+
+1. :func:`prepare` (in the new mount namespace, before the hooks): root propagation, the rootfs
+   bind-mounted on itself, every entry of ``mounts``, /dev, ``linux.devices``, the cwd.
+2. :func:`pivot` into the rootfs (or MS_MOVE + chroot with ``--no-pivot``).
+3. :func:`finalize` (after console and hostname): ``root.readonly``, ``readonlyPaths``,
+   ``maskedPaths``.
+
+Destinations are resolved inside the rootfs only (see :mod:`ocirt.linux.mounts`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .cgroups import detect
+from .errors import ConfigError, OcirtError, SysError, strerror
+from .linux import syscalls as sc
+from .linux.mounts import (
+    PROPAGATION,
+    Options,
+    fd_path,
+    is_dir_fd,
+    locked_flags,
+    make_in_root,
+    mount_at,
+    open_in_root,
+    remount,
+)
+from .spec import Device, Mount, Spec
+
+DEFAULT_DEVICES = (
+    Device("c", "/dev/null", 1, 3, 0o666, 0, 0), Device("c", "/dev/zero", 1, 5, 0o666, 0, 0),
+    Device("c", "/dev/full", 1, 7, 0o666, 0, 0), Device("c", "/dev/random", 1, 8, 0o666, 0, 0),
+    Device("c", "/dev/urandom", 1, 9, 0o666, 0, 0), Device("c", "/dev/tty", 5, 0, 0o666, 0, 0),
+)
+_DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+              ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
+_DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def _fail(what: str, exc: OSError) -> OcirtError:
+    return SysError(what, exc.errno or 0)
+
+
+class Context:
+    """What the rootfs steps need beyond the spec."""
+
+    def __init__(self, spec: Spec, rootfs: str, bundle: str, cgroup_paths: dict[str, str],
+                 userns: bool, new_cgroupns: bool) -> None:
+        self.spec = spec
+        self.rootfs = rootfs
+        self.bundle = bundle
+        self.cgroup_paths = cgroup_paths
+        self.userns = userns
+        self.new_cgroupns = new_cgroupns
+
+
+def prepare(ctx: Context) -> None:
+    spec = ctx.spec
+    propagation = PROPAGATION.get(spec.linux.rootfs_propagation, sc.MS_SLAVE | sc.MS_REC)
+    try:
+        sc.mount(None, "/", None, propagation)
+        if propagation & sc.MS_SHARED:
+            _make_parent_private(ctx.rootfs)
+        sc.mount(ctx.rootfs, ctx.rootfs, "bind", sc.MS_BIND | sc.MS_REC)
+    except OSError as exc:
+        raise _fail(f"prepare rootfs {ctx.rootfs}", exc) from None
+    root_fd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for m in spec.mounts:
+            _mount_entry(ctx, root_fd, m)
+        dev_bound = any(m.destination.rstrip("/") == "/dev" and Options(m.options).bind
+                        for m in spec.mounts)
+        if not dev_bound:
+            _setup_dev(ctx, root_fd)
+        for dev in spec.linux.devices:
+            _make_device(ctx, root_fd, dev)
+        if spec.process is not None:
+            try:
+                os.close(make_in_root(root_fd, spec.process.cwd))
+            except OSError as exc:
+                raise _fail(f"mkdir cwd {spec.process.cwd}", exc) from None
+    finally:
+        os.close(root_fd)
+
+
+def _make_parent_private(path: str) -> None:
+    """pivot_root refuses a new root whose parent mount is shared: make that one private."""
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mountpoint = line.split()[4]
+            if (path + "/").startswith(mountpoint.rstrip("/") + "/") and len(mountpoint) > len(best):
+                best = mountpoint
+    sc.mount(None, best, None, sc.MS_PRIVATE)
+
+
+def _mount_entry(ctx: Context, root_fd: int, m: Mount) -> None:
+    opts = Options(m.options)
+    try:
+        if opts.bind or m.type == "bind":
+            _bind(ctx, root_fd, m, opts)
+        elif m.type == "cgroup" or (m.type == "cgroup2" and not ctx.new_cgroupns
+                                     and detect.UNIFIED in ctx.cgroup_paths
+                                     and len(ctx.cgroup_paths) == 1):
+            _mount_cgroups(ctx, root_fd, m, opts)
+        else:
+            fd = make_in_root(root_fd, m.destination)
+            try:
+                mount_at(fd, m.source or m.type or "none", m.type or None, opts.flags, opts.data)
+            finally:
+                os.close(fd)
+        _propagate(root_fd, m.destination, opts)
+    except OSError as exc:
+        raise OcirtError(f"mount {m.source or m.type} to {m.destination}: "
+                         f"{strerror(exc.errno or 0)}") from None
+
+
+def _bind(ctx: Context, root_fd: int, m: Mount, opts: Options) -> None:
+    source = m.source if m.source.startswith("/") else os.path.join(ctx.bundle, m.source)
+    try:
+        is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+    except OSError as exc:
+        raise ConfigError(f"mount {source} to {m.destination}: stat {source}: "
+                          f"{strerror(exc.errno or 0)}") from None
+    fd = make_in_root(root_fd, m.destination, directory=is_dir)
+    try:
+        mount_at(fd, source, None, sc.MS_BIND | (opts.flags & sc.MS_REC))
+    finally:
+        os.close(fd)
+    extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+    if extra:
+        fd = open_in_root(root_fd, m.destination)
+        try:
+            remount(fd, extra)
+        finally:
+            os.close(fd)
+
+
+def _mount_cgroups(ctx: Context, root_fd: int, m: Mount, opts: Options) -> None:
+    """A ``cgroup`` mount: cgroup2 on a pure v2 host; on v1 and hybrid hosts a tmpfs holding one
+    mount per hierarchy, each showing the container's own cgroup (a bind of it, or a fresh mount
+    of the hierarchy when the container has its own cgroup namespace)."""
+    flags = opts.flags | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    paths = ctx.cgroup_paths
+    if list(paths) == [detect.UNIFIED]:
+        fd = make_in_root(root_fd, m.destination)
+        try:
+            if ctx.new_cgroupns:
+                mount_at(fd, "cgroup2", "cgroup2", flags)
+            else:
+                mount_at(fd, paths[detect.UNIFIED], None, sc.MS_BIND | sc.MS_REC)
+                _remount_at(root_fd, m.destination, flags)
+        finally:
+            os.close(fd)
+        return
+    fd = make_in_root(root_fd, m.destination)
+    try:
+        mount_at(fd, "tmpfs", "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
+    finally:
+        os.close(fd)
+    for key, host_path in paths.items():
+        name = "unified" if key == detect.UNIFIED else key.replace("name=", "")
+        dest = f"{m.destination}/{name}"
+        sub = make_in_root(root_fd, dest)
+        try:
+            if ctx.new_cgroupns:
+                if key == detect.UNIFIED:
+                    mount_at(sub, "cgroup2", "cgroup2", flags)
+                else:
+                    data = key if not key.startswith("name=") else f"none,{key}"
+                    mount_at(sub, "cgroup", "cgroup", flags, data)
+            else:
+                mount_at(sub, host_path, None, sc.MS_BIND | sc.MS_REC)
+                _remount_at(root_fd, dest, flags)
+        finally:
+            os.close(sub)
+        if "," in name:
+            for part in name.split(","):
+                parent = open_in_root(root_fd, m.destination)
+                try:
+                    os.symlink(name, part, dir_fd=parent)
+                except FileExistsError:
+                    pass
+                finally:
+                    os.close(parent)
+    if flags & sc.MS_RDONLY:
+        _remount_at(root_fd, m.destination, flags)
+
+
+def _remount_at(root_fd: int, path: str, flags: int) -> None:
+    fd = open_in_root(root_fd, path)
+    try:
+        remount(fd, flags)
+    finally:
+        os.close(fd)
+
+
+def _propagate(root_fd: int, destination: str, opts: Options) -> None:
+    if not opts.propagation:
+        return
+    fd = open_in_root(root_fd, destination)
+    try:
+        for flag in opts.propagation:
+            sc.mount(None, fd_path(fd), None, flag)
+    finally:
+        os.close(fd)
+
+
+def _setup_dev(ctx: Context, root_fd: int) -> None:
+    configured = {d.path for d in ctx.spec.linux.devices}
+    for dev in DEFAULT_DEVICES:
+        if dev.path not in configured:
+            _make_device(ctx, root_fd, dev)
+    links = list(_DEV_LINKS)
+    if os.path.exists("/proc/kcore"):
+        links.append(("/proc/kcore", "/dev/core"))
+    links.append(("pts/ptmx", "/dev/ptmx"))
+    dev_fd = make_in_root(root_fd, "/dev")
+    try:
+        for target, link in links:
+            name = link.rsplit("/", 1)[1]
+            try:
+                os.symlink(target, name, dir_fd=dev_fd)
+            except FileExistsError:
+                if name == "ptmx":  # a ptmx node from the rootfs: replace it by the link
+                    os.unlink(name, dir_fd=dev_fd)
+                    os.symlink(target, name, dir_fd=dev_fd)
+        for name in ("pts", "shm"):
+            try:
+                os.mkdir(name, 0o755, dir_fd=dev_fd)
+            except FileExistsError:
+                pass
+    except OSError as exc:
+        raise _fail("set up /dev", exc) from None
+    finally:
+        os.close(dev_fd)
+
+
+def _make_device(ctx: Context, root_fd: int, dev: Device) -> None:
+    parent_path, name = dev.path.rsplit("/", 1)
+    try:
+        parent = make_in_root(root_fd, parent_path or "/")
+    except OSError as exc:
+        raise _fail(f"create device {dev.path}", exc) from None
+    try:
+        if ctx.userns:
+            # mknod is not allowed in a user namespace: bind the host's node instead.
+            try:
+                os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o644, dir_fd=parent))
+            except FileExistsError:
+                pass
+            target = open_in_root(root_fd, dev.path)
+            try:
+                mount_at(target, dev.path, None, sc.MS_BIND)
+            finally:
+                os.close(target)
+            return
+        try:
+            os.unlink(name, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            raise ConfigError(f"create device {dev.path}: is a directory") from None
+        mode = dev.file_mode if dev.file_mode is not None else 0o666
+        os.mknod(name, (mode & 0o7777) | _DEVICE_TYPES[dev.type],
+                 os.makedev(dev.major, dev.minor) if dev.type != "p" else 0, dir_fd=parent)
+        os.chown(name, dev.uid or 0, dev.gid or 0, dir_fd=parent, follow_symlinks=False)
+    except OSError as exc:
+        raise _fail(f"create device {dev.path}", exc) from None
+    finally:
+        os.close(parent)
+
+
+def pivot(rootfs: str, no_pivot: bool) -> None:
+    """Make ``rootfs`` the root: pivot_root and detach the old root, or move and chroot."""
+    try:
+        if no_pivot:
+            os.chdir(rootfs)
+            sc.mount(rootfs, "/", None, sc.MS_MOVE)
+            os.chroot(".")
+            os.chdir("/")
+            return
+        old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fchdir(new_root)
+            sc.pivot_root(".", ".")
+            os.fchdir(old_root)
+            sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+            sc.umount2(".", sc.MNT_DETACH)
+            os.chdir("/")
+        finally:
+            os.close(old_root)
+            os.close(new_root)
+    except OSError as exc:
+        raise _fail(f"pivot_root {rootfs}", exc) from None
+
+
+def readonly_root() -> None:
+    fd = os.open("/", os.O_PATH | os.O_CLOEXEC)
+    try:
+        remount(fd, sc.MS_RDONLY)
+    except OSError as exc:
+        raise _fail("remount / read-only", exc) from None
+    finally:
+        os.close(fd)
+
+
+def readonly_paths(paths: list[str]) -> None:
+    root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for path in paths:
+            try:
+                fd = open_in_root(root_fd, path)
+            except FileNotFoundError:
+                continue
+            try:
+                mount_at(fd, fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
+            finally:
+                os.close(fd)
+            fd = open_in_root(root_fd, path)
+            try:
+                remount(fd, sc.MS_RDONLY | locked_flags(fd))
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        raise _fail("make path read-only", exc) from None
+    finally:
+        os.close(root_fd)
+
+
+def masked_paths(paths: list[str]) -> None:
+    root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for path in paths:
+            try:
+                fd = open_in_root(root_fd, path)
+            except FileNotFoundError:
+                continue
+            try:
+                if is_dir_fd(fd):
+                    mount_at(fd, "tmpfs", "tmpfs", sc.MS_RDONLY)
+                else:
+                    mount_at(fd, "/dev/null", None, sc.MS_BIND)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        raise _fail("mask path", exc) from None
+    finally:
+        os.close(root_fd)

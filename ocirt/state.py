@@ -1,0 +1,165 @@
+"""The state directory: one directory per container under ``--root``.
+
+``<root>/<id>/state.json`` records what ``create`` decided (init pid and its start time, bundle,
+cgroup paths, the settings later commands must reuse); ``<root>/<id>/exec.fifo`` exists while the
+init waits for ``start``. Status is never stored: :mod:`ocirt.lifecycle.status` derives it.
+Writes are atomic (temp file + rename); mutating commands hold a per-container flock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from typing import TYPE_CHECKING
+
+from .errors import InvalidIDError, NotExistError, SysError
+
+if TYPE_CHECKING:
+    from typing import Any
+
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
+
+
+def default_root(name: str = "ocirt") -> str:
+    """runc's rule: ``$XDG_RUNTIME_DIR/<name>`` for unprivileged users (and for root inside a user
+    namespace whose $USER is not root), else ``/run/<name>``. An empty variable counts as unset."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if xdg and (os.geteuid() != 0 or (_in_userns() and os.environ.get("USER", "") != "root")):
+        return os.path.join(xdg, name)
+    return f"/run/{name}"
+
+
+def _in_userns() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def validate_id(container_id: str) -> str:
+    if not container_id or container_id in (".", "..") or not set(container_id) <= _ID_CHARS \
+            or len(container_id) > 1024:
+        raise InvalidIDError(container_id)
+    return container_id
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` through ``.<name>`` in the same directory and a rename."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise SysError(f"write {path}", exc.errno or 0) from None
+
+
+class State:
+    """What ``create`` recorded about a container (the contents of state.json)."""
+
+    __slots__ = ("id", "pid", "start_time", "bundle", "rootfs", "created", "oci_version",
+                 "annotations", "cgroup_paths", "cgroups_path", "systemd_cgroup", "rootless",
+                 "own_pidns", "hooks", "owner")
+
+    def __init__(self, **fields: Any) -> None:
+        self.id: str = fields["id"]
+        self.pid: int = fields.get("pid", 0)
+        self.start_time: int = fields.get("start_time", 0)
+        self.bundle: str = fields.get("bundle", "")
+        self.rootfs: str = fields.get("rootfs", "")
+        self.created: str = fields.get("created", "")
+        self.oci_version: str = fields.get("oci_version", "")
+        self.annotations: dict[str, str] = fields.get("annotations") or {}
+        self.cgroup_paths: dict[str, str] = fields.get("cgroup_paths") or {}
+        self.cgroups_path: str = fields.get("cgroups_path", "")
+        self.systemd_cgroup: bool = fields.get("systemd_cgroup", False)
+        self.rootless: bool = fields.get("rootless", False)
+        self.own_pidns: bool = fields.get("own_pidns", True)
+        self.hooks: dict[str, list[dict[str, Any]]] = fields.get("hooks") or {}
+        self.owner: int = fields.get("owner", 0)
+
+    def to_json(self) -> bytes:
+        return json.dumps({k: getattr(self, k) for k in self.__slots__}).encode()
+
+
+class ContainerDir:
+    """``<root>/<id>``: its state file, its fifo, its lock."""
+
+    def __init__(self, root: str, container_id: str) -> None:
+        self.root = root
+        self.id = container_id
+        self.path = os.path.join(root, container_id)
+        self._lock_fd = -1
+
+    @property
+    def fifo(self) -> str:
+        return os.path.join(self.path, FIFO)
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.path)
+
+    def lock(self) -> None:
+        """Take the container's exclusive lock (released by :meth:`unlock` or at exit)."""
+        try:
+            self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotExistError(self.id) from None
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def unlock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def load(self) -> State:
+        try:
+            with open(os.path.join(self.path, STATE_FILE), "rb") as f:
+                return State(**json.load(f))
+        except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, TypeError):
+            raise NotExistError(self.id) from None
+
+    def save(self, state: State) -> None:
+        write_atomic(os.path.join(self.path, STATE_FILE), state.to_json())
+
+    def remove(self) -> None:
+        """Delete the directory; it only ever holds plain files and the fifo."""
+        try:
+            for entry in os.scandir(self.path):
+                os.unlink(entry.path)
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class Store:
+    """The state root given by ``--root``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def container(self, container_id: str) -> ContainerDir:
+        return ContainerDir(self.root, validate_id(container_id))
+
+    def ensure(self) -> None:
+        try:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+        except OSError as exc:
+            raise SysError(f"mkdir {self.root}", exc.errno or 0) from None
+
+    def ids(self) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.root) if e.is_dir())
+        except FileNotFoundError:
+            return []
