@@ -13,6 +13,9 @@ import termios
 
 from .errors import OcirtError, from_oserror
 
+TIOCSPTLCK = 0x40045431  # unlock the pty's slave
+TIOCGPTN = 0x80045430    # the pty's number
+
 
 def connect(path: str) -> int:
     """Connect to the caller's console socket (before the container's mount namespace hides it)."""
@@ -40,8 +43,8 @@ def create(socket_fd: int, size: tuple[int, int] | None) -> tuple[int, str]:
     except OSError as exc:
         raise from_oserror("open /dev/ptmx", exc) from None
     try:
-        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
-        number = struct.unpack("i", fcntl.ioctl(master, termios.TIOCGPTN, b"\0" * 4))[0]
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("i", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
         slave_path = f"/dev/pts/{number}"
         slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
         if size is not None and size != (0, 0):

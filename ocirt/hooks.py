@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .errors import HookError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -20,31 +21,40 @@ def state_json(container_id: str, status: str, pid: int, bundle: str, oci_versio
     return json.dumps(state).encode()
 
 
-def run(kind: str, hooks: list[dict[str, Any]], state: bytes) -> None:
-    """Run ``hooks`` (config.json hook objects) in order; the first failure raises HookError."""
-    if not hooks:
-        return
+def run(kind: str, hooks: list[dict[str, Any]], state: bytes,
+        warn: Callable[[str], None] | None = None) -> None:
+    """Run ``hooks`` (config.json hook objects) in order. The first failure raises HookError;
+    with ``warn`` (poststart, poststop) each failure is only reported and the rest still run."""
+    for i, hook in enumerate(hooks):
+        try:
+            _run_one(kind, i, hook, state)
+        except HookError as exc:
+            if warn is None:
+                raise
+            warn(str(exc))
+
+
+def _run_one(kind: str, i: int, hook: dict[str, Any], state: bytes) -> None:
     import subprocess
 
-    for i, hook in enumerate(hooks):
-        path = hook["path"]
-        args = hook.get("args") or [path]
-        env = hook.get("env")
-        timeout = hook.get("timeout")
-        try:
-            proc = subprocess.run(
-                args, executable=path, input=state, capture_output=True, timeout=timeout,
-                env=None if env is None else dict(_split_env(env)), close_fds=True)
-        except subprocess.TimeoutExpired:
-            raise HookError(f"error running {kind} hook #{i}: timeout after {timeout}s") from None
-        except OSError as exc:
-            raise HookError(f"error running {kind} hook #{i}: fork/exec {path}: "
-                            f"{(exc.strerror or str(exc)).lower()}") from None
-        if proc.returncode != 0:
-            status = (f"exit status {proc.returncode}" if proc.returncode > 0
-                      else f"signal: {-proc.returncode}")
-            raise HookError(f"error running {kind} hook #{i}: {status}, stdout: "
-                            f"{_one_line(proc.stdout)}, stderr: {_one_line(proc.stderr)}")
+    path = hook["path"]
+    args = hook.get("args") or [path]
+    env = hook.get("env")
+    timeout = hook.get("timeout")
+    try:
+        proc = subprocess.run(
+            args, executable=path, input=state, capture_output=True, timeout=timeout,
+            env=None if env is None else dict(_split_env(env)), close_fds=True)
+    except subprocess.TimeoutExpired:
+        raise HookError(f"error running {kind} hook #{i}: timeout after {timeout}s") from None
+    except OSError as exc:
+        raise HookError(f"error running {kind} hook #{i}: fork/exec {path}: "
+                        f"{(exc.strerror or str(exc)).lower()}") from None
+    if proc.returncode != 0:
+        status = (f"exit status {proc.returncode}" if proc.returncode > 0
+                  else f"signal: {-proc.returncode}")
+        raise HookError(f"error running {kind} hook #{i}: {status}, stdout: "
+                        f"{_one_line(proc.stdout)}, stderr: {_one_line(proc.stderr)}")
 
 
 def _split_env(env: list[str]) -> list[tuple[str, str]]:

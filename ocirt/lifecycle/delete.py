@@ -65,8 +65,4 @@ def destroy(cdir: ContainerDir, state: State, manager: Manager,
     if poststop:
         doc = hooks.state_json(state.id, st.STOPPED, 0, state.bundle, state.oci_version,
                                state.annotations)
-        try:
-            hooks.run("poststop", poststop, doc)
-        except OcirtError as exc:
-            if warn:
-                warn(str(exc))
+        hooks.run("poststop", poststop, doc, warn=warn or (lambda _msg: None))

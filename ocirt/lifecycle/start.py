@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 import select
 
+from typing import TYPE_CHECKING
+
 from .. import hooks
 from ..errors import OcirtError, SysError
 from ..linux import syscalls as sc
 from ..state import State, Store
 from . import status as st
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def start(store: Store, container_id: str, warn: object = None) -> State:
+
+def start(store: Store, container_id: str, warn: Callable[[str], None] | None = None) -> State:
     cdir = store.container(container_id)
     cdir.lock()
     try:
@@ -29,12 +34,16 @@ def start(store: Store, container_id: str, warn: object = None) -> State:
     if poststart:
         doc = hooks.state_json(state.id, st.RUNNING, state.pid, state.bundle, state.oci_version,
                                state.annotations)
-        try:
-            hooks.run("poststart", poststart, doc)
-        except OcirtError as exc:
-            if callable(warn):
-                warn(str(exc))
+        hooks.run("poststart", poststart, doc, warn=warn or (lambda _msg: None))
     return state
+
+
+def _read_rest(fd: int) -> str:
+    os.set_blocking(fd, True)
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace").strip()
 
 
 def _release(fifo: str, pid: int) -> None:
@@ -58,8 +67,11 @@ def _release(fifo: str, pid: int) -> None:
         while True:
             events = dict(poller.poll())
             if events.get(fd, 0) & select.POLLIN:
-                if os.read(fd, 1) == b"0":
+                first = os.read(fd, 1)
+                if first == b"0":
                     return
+                if first == b"1":  # the init failed (a startContainer hook): its message follows
+                    raise OcirtError(_read_rest(fd) or "container init failed to start")
             if pidfd in events or events.get(fd, 0) & select.POLLHUP:
                 raise OcirtError("cannot start a container that has stopped")
     finally:

@@ -18,7 +18,7 @@ import termios
 from typing import TYPE_CHECKING, NoReturn
 
 from .. import capabilities, console, hooks, rootfs
-from ..errors import ConfigError, ExecError, SysError, strerror
+from ..errors import ConfigError, ExecError, OcirtError, SysError, strerror
 from ..linux import syscalls as sc
 from . import channel
 
@@ -108,11 +108,17 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     ch.send(channel.READY)
     ch.expect(channel.COMMITTED)
     ch.close()
-    _wait_for_start(req.fifo_fd)
+    fifo = _wait_for_start(req.fifo_fd)
 
-    # 11. startContainer hooks, inside the container, then exec.
+    # 11. startContainer hooks, inside the container; their result goes to ``start``; exec.
     state = state.replace(b'"status": "creating"', b'"status": "created"')
-    hooks.run("startContainer", req.hooks.get("startContainer", []), state)
+    try:
+        hooks.run("startContainer", req.hooks.get("startContainer", []), state)
+    except OcirtError as exc:
+        os.write(fifo, b"1" + exc.message.encode())
+        os._exit(1)
+    os.write(fifo, b"0")
+    os.close(fifo)
     _exec(path, proc.args, env, req.keep_fds)
 
 
@@ -331,8 +337,8 @@ def find_executable(name: str, env: dict[str, str]) -> str:
     raise ExecError(f'exec: "{name}": executable file not found in $PATH')
 
 
-def _wait_for_start(fifo_fd: int) -> None:
-    """Block until ``start`` opens exec.fifo, then tell it we are going (one byte)."""
+def _wait_for_start(fifo_fd: int) -> int:
+    """Block until ``start`` opens exec.fifo; return the fifo open for writing our result."""
     def die(signum: int, _frame: object) -> None:
         os._exit(128 + signum)
 
@@ -342,8 +348,6 @@ def _wait_for_start(fifo_fd: int) -> None:
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise SysError("open exec fifo", exc.errno or 0) from None
-    os.write(fd, b"0")
-    os.close(fd)
     os.close(fifo_fd)
     for sig in range(1, signal.NSIG):
         try:
@@ -351,6 +355,7 @@ def _wait_for_start(fifo_fd: int) -> None:
         except (OSError, ValueError):
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    return fd
 
 
 def _exec(path: str, args: list[str], env: dict[str, str], keep_fds: int) -> NoReturn:
