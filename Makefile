@@ -23,7 +23,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	$(MAKE) deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --config-settings editable_mode=compat -e '.[test]'
 	touch $@
 
 install: $(BIN)/.installed

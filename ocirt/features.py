@@ -15,7 +15,7 @@ from .spec import HOOK_KINDS, NAMESPACE_TYPES
 
 
 def features() -> dict[str, Any]:
-    from .process.init import active_lsms
+    from .linux.lsm import active_lsms
 
     lsms = active_lsms()
     return {

@@ -214,6 +214,11 @@ PROPAGATIONS = ("", "shared", "slave", "private", "unbindable", "rshared", "rsla
                 "runbindable")
 
 
+def parse_process(doc: Any, pointer: str = "/process") -> Process:
+    """A process object (config.json's ``process``, or ``exec --process``'s file)."""
+    return _process(_Reader(doc, pointer))
+
+
 def _process(r: _Reader) -> Process:
     args = r.strings("args")
     if not args:

@@ -462,7 +462,7 @@ def build_rootfs(dest: Path, probe: Path | None) -> None:
     os.chmod(dest / "tmp", 0o1777)
     shutil.copy2("/bin/busybox", dest / "bin" / "busybox")
     applets = subprocess.run(
-        ["/bin/busybox", "--list"], capture_output=True, text=True, check=True
+        ["/bin/busybox", "--list"], capture_output=True, text=True, check=True, timeout=30
     ).stdout.split()
     for applet in applets:
         link = dest / "bin" / applet
@@ -591,7 +591,8 @@ class Containers:
         path = self.workdir / f"b{self._n}"
         path.mkdir(mode=0o755)
         assert self.res.rootfs_base is not None
-        subprocess.run(["cp", "-a", str(self.res.rootfs_base), str(path / "rootfs")], check=True)
+        subprocess.run(["cp", "-a", str(self.res.rootfs_base), str(path / "rootfs")],
+                       check=True, timeout=60)
         cfg = default_config(args, hostname=hostname)
         cfg["linux"]["cgroupsPath"] = self.res.cgroup_path(cid)
         return Bundle(path, cid, cfg)

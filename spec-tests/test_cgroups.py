@@ -45,10 +45,10 @@ def test_cgroup_placement_at_create(ctr: Containers) -> None:
     created = ctr.create(b)
     want = b.linux["cgroupsPath"]
     paths = parse_proc_cgroup(Path(f"/proc/{created.pid}/cgroup").read_text())
-    for key in controller_hierarchies():
+    keys = controller_hierarchies()
+    assert keys
+    for key in keys:
         assert paths.get(key) == want, f"{key}: {paths.get(key)!r} != {want!r}"
-    for root in cgroup_roots():
-        assert (root / want.lstrip("/")).is_dir(), f"missing {root / want.lstrip('/')}"
 
 
 @pytest.mark.skipif(not (CG / "unified").is_dir(), reason="no hybrid cgroup2 mount on this host")

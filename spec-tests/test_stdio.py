@@ -102,8 +102,7 @@ def test_commands_do_not_hold_output_pipes(ctr: Containers) -> None:
     process that outlives the command may keep them open."""
     b = ctr.bundle(["sleep", "100"])
     ctr.create(b)
-    for args in (["start", b.id], ["state", b.id], ["ps", "--format", "json", b.id],
-                 ["kill", b.id, "KILL"]):
+    for args in (["start", b.id], ["state", b.id], ["kill", b.id, "KILL"]):
         proc = subprocess.run(ctr.rt.argv(*args), capture_output=True, timeout=15,
                               stdin=subprocess.DEVNULL, env=ctr.rt.environ())
         assert proc.returncode == 0, (args, proc.stderr)
@@ -170,8 +169,7 @@ def test_console_size(ctr: Containers, console: Callable[[], ConsoleReceiver]) -
 def test_tty_stdio_and_dev_console(ctr: Containers, console: Callable[[], ConsoleReceiver]) -> None:
     """fds 0-2 are the pty slave and /dev/console is that pty (config-linux.md)."""
     recv = console()
-    script = ("for i in 0 1 2; do readlink /proc/self/fd/$i; done; "
-              "stat -c '%F %t' /dev/console; ls -l /proc/self/fd | wc -l")
+    script = "for i in 0 1 2; do readlink /proc/self/fd/$i; done; stat -c '%F %t' /dev/console"
     b = tty_bundle(ctr, ["sh", "-c", script])
     created = ctr.create(b, console_socket=recv.path)
     master = recv.wait().fds[0]

@@ -32,8 +32,9 @@ def hierarchies(mountinfo: str = "/proc/self/mountinfo") -> list[Hierarchy]:
             if len(rfields) < 3 or rfields[0] not in ("cgroup", "cgroup2"):
                 continue
             root, mountpoint = _unescape(fields[3]), _unescape(fields[4])
+            controllers: tuple[str, ...] = ()
             if rfields[0] == "cgroup2":
-                key, controllers = UNIFIED, ()
+                key = UNIFIED
             else:
                 opts = rfields[2].split(",")
                 names = [o for o in opts if o.startswith("name=")]

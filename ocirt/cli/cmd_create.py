@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .flags import BOOL, INT, STR, Flag
 from .main import Context, require_args
+
+if TYPE_CHECKING:
+    from ..lifecycle.create import Options
 
 ARGS = "<container-id>"
 DESCRIPTION = """The create command creates an instance of a container for a bundle. The bundle
@@ -22,13 +27,13 @@ FLAGS = [
 ]
 
 
-def options(ctx: Context, opts: dict[str, object]):  # type: ignore[no-untyped-def]
+def options(ctx: Context, opts: dict[str, Any]) -> Options:
     from ..lifecycle.create import Options
 
     return Options(bundle=str(opts["bundle"]), pid_file=str(opts["pid_file"]),
                    console_socket=str(opts["console_socket"]), no_pivot=bool(opts["no_pivot"]),
                    no_new_keyring=bool(opts["no_new_keyring"]),
-                   preserve_fds=int(opts["preserve_fds"]),  # type: ignore[call-overload]
+                   preserve_fds=int(opts["preserve_fds"]),
                    systemd_cgroup=ctx.systemd_cgroup, rootless=ctx.rootless == "true")
 
 

@@ -46,8 +46,8 @@ def parse(flags: list[Flag], argv: list[str], stop_at_positional: bool = False,
     command). ``stop_at_positional``: the same for a command's own arguments.
     """
     by_name = {name: f for f in flags for name in f.names}
-    values: dict[str, Any] = {f.key: (list(f.default) if f.kind == LIST else f.default)
-                              for f in flags}
+    values: dict[str, Any] = {f.key: (list(f.default) if isinstance(f.default, list)
+                                      else f.default) for f in flags}
     positional: list[str] = []
     i = 0
     while i < len(argv):

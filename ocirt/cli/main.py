@@ -18,6 +18,8 @@ from .log import Log
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from ..state import Store
+
 GLOBAL_FLAGS = [
     Flag("root", STR, "", "root directory for storage of container state (default /run/ocirt)"),
     Flag("log", STR, "", "set the log file to write ocirt logs to (default is stderr)"),
@@ -35,6 +37,10 @@ COMMANDS = {
     "start": "executes the user defined process in a created container",
     "run": "create and run a container",
     "state": "output the state of a container",
+    "exec": "execute new process inside the container",
+    "ps": "ps displays the processes running inside a container",
+    "pause": "pause suspends all processes inside the container",
+    "resume": "resumes all processes that have been previously paused",
     "kill": "kill sends the specified signal (default: SIGTERM) to the container's init process",
     "delete": "delete any resources held by the container often used with detached container",
     "list": "lists containers started by ocirt with the given root",
@@ -62,7 +68,7 @@ class Context:
         self.systemd_cgroup = bool(values["systemd_cgroup"])
         self.rootless = str(values["rootless"])
 
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> Store:
         from ..state import Store
 
         return Store(self.root)

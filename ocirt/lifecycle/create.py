@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import time
 
-from .. import hooks, spec as spec_mod
+from .. import hooks
+from .. import spec as spec_mod
 from ..cgroups.fs import Manager, resolve_paths
 from ..errors import ConfigError, ExistsError, OcirtError, SysError
 from ..linux import proc
@@ -141,9 +142,9 @@ def create(store: Store, container_id: str, opts: Options) -> State:
             from .. import console
 
             console_fd = console.connect(opts.console_socket)
-        lsms = frozenset()
+        lsms: frozenset[str] = frozenset()
         if spec.process and (spec.process.apparmor_profile or spec.process.selinux_label):
-            from ..process.init import active_lsms
+            from ..linux.lsm import active_lsms
 
             lsms = active_lsms()
         request = InitRequest(

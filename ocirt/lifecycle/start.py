@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import select
-
 from typing import TYPE_CHECKING
 
 from .. import hooks

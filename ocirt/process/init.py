@@ -9,20 +9,18 @@ from __future__ import annotations
 
 # Everything the init needs after pivot_root must be imported before it: the host's Python
 # library is out of reach from inside the rootfs.
-import fcntl
 import os
-import resource
 import signal
-import stat
-import termios
 from typing import TYPE_CHECKING, NoReturn
 
-from .. import capabilities, console, hooks, rootfs
-from ..errors import ConfigError, ExecError, OcirtError, SysError, strerror
+from .. import hooks, rootfs
+from ..errors import ConfigError, OcirtError, SysError
 from ..linux import syscalls as sc
-from . import channel
+from . import channel, setup
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..spec import Process
     from .spawn import InitRequest
 
@@ -67,7 +65,7 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
 
     # 5. The console, when process.terminal asks for one.
     if proc.terminal:
-        _setup_console(req.console_fd, proc)
+        setup.setup_console(req.console_fd, proc, dev_console=True)
 
     # 6. Read-only root, hostname, domainname, sysctl, read-only and masked paths.
     if spec.root.readonly:
@@ -82,14 +80,14 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     rootfs.masked_paths(spec.linux.masked_paths)
 
     # 7. Process attributes that need privilege: rlimits, oom_score_adj, LSM labels, stdio owner.
-    _set_rlimits(proc)
+    setup.set_rlimits(proc)
     if proc.oom_score_adj is not None:
-        _write_proc("/proc/self/oom_score_adj", str(proc.oom_score_adj))
-    _apply_lsm(proc, req.lsms)
-    _fix_stdio(proc.user.uid, proc.user.gid)
+        setup.write_proc("/proc/self/oom_score_adj", str(proc.oom_score_adj))
+    setup.apply_lsm(proc, req.lsms)
+    setup.fix_stdio(proc.user.uid, proc.user.gid)
 
     # 8. The user, capabilities, umask, cwd and no_new_privs.
-    _set_user(proc)
+    setup.set_user(proc)
     umask = proc.user.umask
     os.umask(0o022 if umask is None else umask)
     try:
@@ -101,8 +99,8 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
     # 9. The executable must exist now, so that "not found" is a create error.
-    env = _environment(proc, req.extra_env)
-    path = find_executable(proc.args[0], env)
+    env = setup.environment(proc, req.extra_env)
+    path = setup.find_executable(proc.args[0], env)
 
     # 10. Ready: the runtime records the container and returns; we wait for start.
     ch.send(channel.READY)
@@ -119,7 +117,7 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
         os._exit(1)
     os.write(fifo, b"0")
     os.close(fifo)
-    _exec(path, proc.args, env, req.keep_fds)
+    setup.exec_process(path, proc.args, env, req.keep_fds)
 
 
 def _preload(proc: Process, req: InitRequest) -> None:
@@ -128,13 +126,11 @@ def _preload(proc: Process, req: InitRequest) -> None:
         import prctl  # noqa: F401
     if proc.terminal:
         import socket  # noqa: F401
-
-        from ..linux import mounts  # noqa: F401
     if req.hooks.get("startContainer"):
         import subprocess  # noqa: F401
 
 
-def _call(fn, *args, what: str) -> None:  # type: ignore[no-untyped-def]
+def _call(fn: Callable[..., object], *args: object, what: str) -> None:
     try:
         fn(*args)
     except OSError as exc:
@@ -156,36 +152,6 @@ def _join_session_keyring(new_keyring: bool) -> None:
             raise SysError("join session keyring", err)
 
 
-def _setup_console(console_fd: int, proc: Process) -> None:
-    from ..linux.mounts import make_in_root
-
-    slave, slave_path = console.create(console_fd, proc.console_size)
-    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        target = make_in_root(root, "/dev/console", directory=False)
-        try:
-            sc.mount(slave_path, f"/proc/self/fd/{target}", None, sc.MS_BIND)
-        finally:
-            os.close(target)
-    except OSError as exc:
-        raise SysError("bind mount /dev/console", exc.errno or 0) from None
-    finally:
-        os.close(root)
-    for fd in (0, 1, 2):
-        os.dup2(slave, fd)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    if slave > 2:
-        os.close(slave)
-
-
-def _write_proc(path: str, value: str) -> None:
-    try:
-        with open(path, "w") as f:
-            f.write(value)
-    except OSError as exc:
-        raise SysError(f"write {path}", exc.errno or 0) from None
-
-
 def _write_sysctl(key: str, value: str) -> None:
     path = "/proc/sys/" + key.replace(".", "/")
     if ".." in key.split(".") or "/" in key:
@@ -195,146 +161,6 @@ def _write_sysctl(key: str, value: str) -> None:
             f.write(value)
     except OSError as exc:
         raise SysError(f"write sysctl key {key}", exc.errno or 0) from None
-
-
-def _set_rlimits(proc: Process) -> None:
-    if not proc.rlimits:
-        return
-    infinity = (1 << 64) - 1
-    for rl in proc.rlimits:
-        which = getattr(resource, rl.type, None)
-        if which is None:
-            raise ConfigError(f"unknown rlimit type {rl.type!r}")
-        soft = resource.RLIM_INFINITY if rl.soft == infinity else rl.soft
-        hard = resource.RLIM_INFINITY if rl.hard == infinity else rl.hard
-        try:
-            resource.setrlimit(which, (soft, hard))
-        except (OSError, ValueError) as exc:
-            err = getattr(exc, "errno", None) or 1
-            raise SysError(f"error setting rlimit {rl.type} (soft {rl.soft}, hard {rl.hard})",
-                           err) from None
-
-
-def _apply_lsm(proc: Process, lsms: frozenset[str]) -> None:
-    if proc.apparmor_profile:
-        if "apparmor" not in lsms:
-            raise ConfigError(f"apparmor profile {proc.apparmor_profile!r} is set but AppArmor "
-                              "is not enabled on this host")
-        attr = "/proc/self/attr/apparmor/exec"
-        if not os.path.exists(attr):
-            attr = "/proc/self/attr/exec"
-        _write_proc(attr, f"exec {proc.apparmor_profile}")
-    if proc.selinux_label:
-        if "selinux" not in lsms:
-            raise ConfigError(f"selinux label {proc.selinux_label!r} is set but SELinux is not "
-                              "enabled on this host")
-        _write_proc("/proc/self/attr/exec", proc.selinux_label)
-
-
-def active_lsms() -> frozenset[str]:
-    """The host's active LSMs; read by the runtime, since pivot_root hides securityfs."""
-    try:
-        with open("/sys/kernel/security/lsm") as f:
-            return frozenset(f.read().strip().split(","))
-    except OSError:
-        return frozenset()
-
-
-def _fix_stdio(uid: int, gid: int) -> None:
-    """Give fds 0-2 to the container's user, as runc does, unless they are /dev/null."""
-    if uid == 0 and gid == 0:
-        return
-    for fd in (0, 1, 2):
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            continue
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
-            continue
-        if st.st_uid == uid and st.st_gid == gid:
-            continue
-        try:
-            os.fchown(fd, uid, gid)
-        except OSError as exc:
-            if exc.errno not in (1, 30, 22):  # EPERM, EROFS, EINVAL
-                raise SysError(f"fchown fd {fd}", exc.errno or 0) from None
-
-
-def _set_user(proc: Process) -> None:
-    caps = proc.capabilities
-    user = proc.user
-    if caps is not None:
-        capabilities.drop_bounding(caps)
-    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
-    try:
-        if _setgroups_allowed():
-            os.setgroups(user.additional_gids)
-        os.setresgid(user.gid, user.gid, user.gid)
-        os.setresuid(user.uid, user.uid, user.uid)
-    except OSError as exc:
-        raise SysError(f"set user {user.uid}:{user.gid}", exc.errno or 0) from None
-    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
-    if caps is not None:
-        try:
-            capabilities.apply(caps)
-        except OSError as exc:
-            raise SysError("set capabilities", exc.errno or 0) from None
-
-
-def _setgroups_allowed() -> bool:
-    try:
-        with open("/proc/self/setgroups") as f:
-            return f.read().strip() != "deny"
-    except OSError:
-        return True
-
-
-def _environment(proc: Process, extra: list[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in [*proc.env, *extra]:
-        key, sep, value = item.partition("=")
-        if sep:
-            env[key] = value
-    if "HOME" not in env:
-        env["HOME"] = _home_of(proc.user.uid)
-    return env
-
-
-def _home_of(uid: int) -> str:
-    try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) >= 6 and fields[2] == str(uid):
-                    return fields[5] or "/"
-    except OSError:
-        pass
-    return "/"
-
-
-def find_executable(name: str, env: dict[str, str]) -> str:
-    """Resolve args[0] like Go's exec.LookPath, with the same error wording."""
-    def executable(path: str) -> OSError | None:
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            return exc
-        if stat.S_ISDIR(st.st_mode) or not os.access(path, os.X_OK):
-            return PermissionError(13, "permission denied")
-        return None
-
-    if "/" in name:
-        err = executable(name)
-        if err is None:
-            return name
-        if isinstance(err, PermissionError):
-            raise ExecError(f'exec: "{name}": permission denied')
-        raise ExecError(f'exec: "{name}": stat {name}: {strerror(err.errno or 2)}')
-    for directory in env.get("PATH", "").split(":"):
-        candidate = os.path.join(directory or ".", name)
-        if executable(candidate) is None:
-            return candidate
-    raise ExecError(f'exec: "{name}": executable file not found in $PATH')
 
 
 def _wait_for_start(fifo_fd: int) -> int:
@@ -349,20 +175,5 @@ def _wait_for_start(fifo_fd: int) -> int:
     except OSError as exc:
         raise SysError("open exec fifo", exc.errno or 0) from None
     os.close(fifo_fd)
-    for sig in range(1, signal.NSIG):
-        try:
-            signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    setup.reset_signals()
     return fd
-
-
-def _exec(path: str, args: list[str], env: dict[str, str], keep_fds: int) -> NoReturn:
-    sc.close_range(keep_fds)
-    try:
-        os.execve(path, args, env)
-    except OSError as exc:
-        os.write(2, f"ocirt: exec {path}: {strerror(exc.errno or 0)}\n".encode())
-    os._exit(255)
-

@@ -1,0 +1,183 @@
+"""``exec``: run another process inside a created or running container."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+from .. import spec as spec_mod
+from ..errors import ConfigError, ExecError, OcirtError
+from ..linux import syscalls as sc
+from ..process.execute import ExecRequest, spawn_exec
+from ..state import Store, write_atomic
+from . import status as st
+
+if TYPE_CHECKING:
+    from ..spec import Process
+
+
+class ExecOptions:
+    def __init__(self, *, process_file: str = "", args: list[str] | None = None,
+                 tty: bool = False, console_socket: str = "", detach: bool = False,
+                 pid_file: str = "", cwd: str = "", env: list[str] | None = None,
+                 user: str = "", additional_gids: list[str] | None = None,
+                 caps: list[str] | None = None, no_new_privs: bool = False,
+                 apparmor: str = "", process_label: str = "", preserve_fds: int = 0,
+                 ignore_paused: bool = False, cgroup: str = "") -> None:
+        self.process_file = process_file
+        self.args = args or []
+        self.tty = tty
+        self.console_socket = console_socket
+        self.detach = detach
+        self.pid_file = os.path.abspath(pid_file) if pid_file else ""
+        self.cwd = cwd
+        self.env = env or []
+        self.user = user
+        self.additional_gids = additional_gids or []
+        self.caps = caps or []
+        self.no_new_privs = no_new_privs
+        self.apparmor = apparmor
+        self.process_label = process_label
+        self.preserve_fds = preserve_fds
+        self.ignore_paused = ignore_paused
+        self.cgroup = cgroup
+
+
+def build_process(bundle: str, opts: ExecOptions) -> Process:
+    """The process to run: ``--process`` as given, or config.json's process with the command
+    line's args and overrides (as runc builds it)."""
+    if opts.process_file:
+        try:
+            with open(opts.process_file, "rb") as f:
+                return spec_mod.parse_process(json.load(f), "")
+        except OSError as exc:
+            raise ConfigError(f"open {opts.process_file}: {(exc.strerror or '').lower()}") \
+                from None
+        except ValueError as exc:
+            raise ConfigError(f"{opts.process_file}: invalid JSON: {exc}") from None
+    if not opts.args:
+        raise ConfigError("exec requires a command, or --process")
+    spec, _ = spec_mod.load(bundle)
+    if spec.process is None:
+        raise ConfigError("config.json has no process to take defaults from")
+    proc = spec.process
+    proc.args = opts.args
+    proc.terminal = opts.tty
+    proc.console_size = None
+    if opts.cwd:
+        proc.cwd = opts.cwd
+    proc.env = [*proc.env, *opts.env]
+    if opts.user:
+        uid, _, gid = opts.user.partition(":")
+        try:
+            proc.user.uid = int(uid)
+            proc.user.gid = int(gid) if gid else proc.user.gid
+        except ValueError:
+            raise ConfigError(f"invalid --user {opts.user!r}: want uid[:gid]") from None
+    if opts.additional_gids:
+        try:
+            proc.user.additional_gids = [int(g) for g in opts.additional_gids]
+        except ValueError:
+            raise ConfigError("invalid --additional-gids: want numbers") from None
+    if opts.caps:
+        caps = proc.capabilities or spec_mod.Capabilities()
+        for name in opts.caps:
+            for group in (caps.bounding, caps.effective, caps.permitted):
+                if name not in group:
+                    group.append(name)
+        proc.capabilities = caps
+    if opts.no_new_privs:
+        proc.no_new_privileges = True
+    if opts.apparmor:
+        proc.apparmor_profile = opts.apparmor
+    if opts.process_label:
+        proc.selinux_label = opts.process_label
+    return proc
+
+
+def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
+    """Start the process; with ``detach`` return 0 at once, else wait and return its status."""
+    cdir = store.container(container_id)
+    state = cdir.load()
+    current = st.status(cdir, state)
+    if current == st.PAUSED and opts.ignore_paused:
+        current = st.RUNNING
+    st.require("exec", current, container_id)
+    proc = build_process(state.bundle, opts)
+    if opts.process_file and opts.tty:
+        proc.terminal = True
+    if proc.terminal and not opts.console_socket and opts.detach:
+        raise ConfigError("cannot allocate tty if ocirt will detach without setting console socket")
+    if opts.console_socket and not proc.terminal:
+        raise ConfigError("cannot use console socket if ocirt will not detach or allocate tty")
+    paths = state.cgroup_paths
+    if opts.cgroup:
+        paths = _sub_cgroups(paths, opts.cgroup)
+    keep_fds = 3 + opts.preserve_fds
+    for fd in range(3, keep_fds):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise ConfigError(f"unable to stat preserved-fd {fd - 3} (of {opts.preserve_fds}): "
+                              "bad file descriptor") from None
+    lsms: frozenset[str] = frozenset()
+    if proc.apparmor_profile or proc.selinux_label:
+        from ..linux.lsm import active_lsms
+
+        lsms = active_lsms()
+    console_fd, own_console = -1, -1
+    if opts.console_socket:
+        from .. import console
+
+        console_fd = console.connect(opts.console_socket)
+    elif proc.terminal:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        own_console, console_fd = ours.detach(), theirs.detach()
+    if not opts.detach:
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    from .foreground import Forwarder
+
+    forwarder = None if opts.detach else Forwarder()
+    try:
+        pid = spawn_exec(ExecRequest(init_pid=state.pid, process=proc, cgroup_paths=paths,
+                                     console_fd=console_fd, keep_fds=keep_fds, extra_env=[],
+                                     lsms=lsms))
+    finally:
+        if console_fd >= 0:
+            os.close(console_fd)
+    if opts.pid_file:
+        write_atomic(opts.pid_file, str(pid).encode(), 0o644)
+    if forwarder is None:
+        return 0
+    master = -1
+    if own_console >= 0:
+        import socket
+
+        with socket.socket(fileno=own_console) as sock:
+            _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+        master = fds[0]
+    try:
+        return forwarder.wait(pid, master)
+    finally:
+        if master >= 0:
+            os.close(master)
+
+
+def _sub_cgroups(paths: dict[str, str], spec: str) -> dict[str, str]:
+    """``--cgroup [controller:]path``: a sub-cgroup of the container's, which must exist."""
+    out = dict(paths)
+    for item in spec.split(","):
+        controllers, sep, sub = item.rpartition(":")
+        for key, path in paths.items():
+            if not sep or key in controllers.split(",") or (key == "" and controllers == ""):
+                candidate = os.path.join(path, sub.lstrip("/"))
+                if not os.path.isdir(candidate):
+                    raise ExecError(f"--cgroup: {candidate} does not exist")
+                out[key] = candidate
+    return out
+
+
+__all__ = ["ExecOptions", "exec_process", "OcirtError"]

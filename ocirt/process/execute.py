@@ -1,0 +1,170 @@
+"""Spawning a process inside a running container (``exec``).
+
+The runtime forks an intermediate that joins the container's cgroup and then its namespaces,
+read from the init's /proc/<pid>/ns (the user namespace first); it forks the process itself,
+which sets up its terminal, limits, labels, user and capabilities and execs. The channel is
+close-on-exec: end of file after READY means execve succeeded, an error message that it failed.
+Until execve every process here is non-dumpable and holds no host fd beyond stdio and the
+preserved ones, so the container cannot reach the runtime through /proc (CVE-2019-5736,
+CVE-2024-21626).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import TYPE_CHECKING
+
+from ..cgroups.fs import Manager
+from ..errors import ExecError, OcirtError, SysError
+from ..linux import syscalls as sc
+from . import channel, setup
+from .spawn import JOIN_ORDER, NAMESPACE_FLAGS, _close_fds_except
+
+if TYPE_CHECKING:
+    from ..spec import Process
+
+_PROC_NS = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
+            "cgroup": "cgroup", "time": "time", "mount": "mnt"}
+
+
+class ExecRequest:
+    def __init__(self, *, init_pid: int, process: Process, cgroup_paths: dict[str, str],
+                 console_fd: int, keep_fds: int, extra_env: list[str],
+                 lsms: frozenset[str]) -> None:
+        self.init_pid = init_pid
+        self.process = process
+        self.cgroup_paths = cgroup_paths
+        self.console_fd = console_fd
+        self.keep_fds = keep_fds
+        self.extra_env = extra_env
+        self.lsms = lsms
+
+
+def _namespaces_of(pid: int) -> dict[str, int]:
+    """fds of the init's namespaces that differ from ours, by spec name."""
+    fds = {}
+    try:
+        for kind in JOIN_ORDER:
+            name = _PROC_NS[kind]
+            theirs = f"/proc/{pid}/ns/{name}"
+            try:
+                if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+            except FileNotFoundError:
+                continue  # a namespace type this kernel lacks
+            fds[kind] = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        for fd in fds.values():
+            os.close(fd)
+        raise SysError(f"open the namespaces of pid {pid}", exc.errno or 0) from None
+    return fds
+
+
+def spawn_exec(req: ExecRequest) -> int:
+    """Start the process; its host pid once it has exec'd. Raises ExecError if it could not."""
+    if req.process.capabilities is not None:
+        import prctl  # noqa: F401 - needed after setns, where the host's library is out of reach
+    if req.process.terminal:
+        import socket  # noqa: F401
+    ns_fds = _namespaces_of(req.init_pid)
+    parent, child = channel.pair()
+    stage1 = os.fork()
+    if stage1 == 0:  # never returns: a forked child must not unwind into the runtime's stack
+        try:
+            parent.close()
+            _intermediate(req, child, ns_fds)
+        except BaseException as exc:  # noqa: B036 - the parent must hear of every failure
+            child.send_error(exc)
+        finally:
+            os._exit(1)
+    child.close()
+    for fd in ns_fds.values():
+        os.close(fd)
+    pid = 0
+    try:
+        msg = parent.expect(channel.PID)
+        pid = msg["pid"]
+        os.waitpid(stage1, 0)
+        stage1 = 0
+        parent.expect(channel.READY)
+        try:
+            parent.recv()
+        except channel.ChannelClosed:
+            return pid  # the channel closed on execve
+        raise ExecError("internal error: unexpected message after ready")
+    except OcirtError as exc:
+        if pid:
+            _reap(pid)
+        raise ExecError(exc.message) from None
+    finally:
+        parent.close()
+        if stage1:
+            try:
+                os.kill(stage1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(stage1, 0)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int]) -> None:
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    _close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, *ns_fds.values()})
+    Manager(req.cgroup_paths).add(os.getpid())
+    for kind in JOIN_ORDER:
+        if kind in ns_fds:
+            fd = ns_fds.pop(kind)
+            try:
+                sc.setns(fd, NAMESPACE_FLAGS[kind])
+            except OSError as exc:
+                raise SysError(f"join the container's {kind} namespace", exc.errno or 0) \
+                    from None
+            finally:
+                os.close(fd)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _process(req, ch)
+        except BaseException as exc:  # noqa: B036
+            ch.send_error(exc)
+        finally:
+            os._exit(255)
+    ch.send(channel.PID, pid=pid)
+    os._exit(0)
+
+
+def _process(req: ExecRequest, ch: channel.Channel) -> None:
+    """In the container: terminal, limits, labels, user, cwd, then execve."""
+    proc = req.process
+    os.chdir("/")
+    if proc.terminal:
+        os.setsid()
+        setup.setup_console(req.console_fd, proc, dev_console=False)
+    setup.set_rlimits(proc)
+    if proc.oom_score_adj is not None:
+        setup.write_proc("/proc/self/oom_score_adj", str(proc.oom_score_adj))
+    setup.apply_lsm(proc, req.lsms)
+    setup.fix_stdio(proc.user.uid, proc.user.gid)
+    setup.set_user(proc)
+    os.umask(0o022 if proc.user.umask is None else proc.user.umask)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as exc:
+        raise SysError(f"chdir to cwd ({proc.cwd!r}) set in config.json failed",
+                       exc.errno or 0) from None
+    if proc.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    env = setup.environment(proc, req.extra_env)
+    path = setup.find_executable(proc.args[0], env)
+    setup.reset_signals()
+    ch.send(channel.READY)
+    setup.exec_process(path, proc.args, env, req.keep_fds,
+                       report=lambda message: ch.send_error(ExecError(message)))

@@ -1,0 +1,218 @@
+"""Setting up a process that is about to execve inside the container: shared by the container's
+init and by ``exec``. Every function runs in the forked child, after it entered the container;
+what they import is imported here, since the host's Python library is out of reach after
+pivot_root or setns into the container's mount namespace."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import signal
+import stat
+import termios
+from typing import TYPE_CHECKING, NoReturn
+
+from .. import capabilities, console
+from ..errors import ConfigError, ExecError, SysError, strerror
+from ..linux import syscalls as sc
+from ..linux.mounts import make_in_root
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..spec import Process
+
+
+def setup_console(console_fd: int, proc: Process, dev_console: bool) -> None:
+    """A pty from the container's devpts as the controlling terminal and fds 0-2; its master
+    goes to the caller. ``dev_console``: also bind the slave at /dev/console (the init does)."""
+    slave, slave_path = console.create(console_fd, proc.console_size)
+    if dev_console:
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            target = make_in_root(root, "/dev/console", directory=False)
+            try:
+                sc.mount(slave_path, f"/proc/self/fd/{target}", None, sc.MS_BIND)
+            finally:
+                os.close(target)
+        except OSError as exc:
+            raise SysError("bind mount /dev/console", exc.errno or 0) from None
+        finally:
+            os.close(root)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    if slave > 2:
+        os.close(slave)
+
+
+def write_proc(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as exc:
+        raise SysError(f"write {path}", exc.errno or 0) from None
+
+
+def set_rlimits(proc: Process) -> None:
+    if not proc.rlimits:
+        return
+    infinity = (1 << 64) - 1
+    for rl in proc.rlimits:
+        which = getattr(resource, rl.type, None)
+        if which is None:
+            raise ConfigError(f"unknown rlimit type {rl.type!r}")
+        soft = resource.RLIM_INFINITY if rl.soft == infinity else rl.soft
+        hard = resource.RLIM_INFINITY if rl.hard == infinity else rl.hard
+        try:
+            resource.setrlimit(which, (soft, hard))
+        except (OSError, ValueError) as exc:
+            err = getattr(exc, "errno", None) or 1
+            raise SysError(f"error setting rlimit {rl.type} (soft {rl.soft}, hard {rl.hard})",
+                           err) from None
+
+
+def apply_lsm(proc: Process, lsms: frozenset[str]) -> None:
+    if proc.apparmor_profile:
+        if "apparmor" not in lsms:
+            raise ConfigError(f"apparmor profile {proc.apparmor_profile!r} is set but AppArmor "
+                              "is not enabled on this host")
+        attr = "/proc/self/attr/apparmor/exec"
+        if not os.path.exists(attr):
+            attr = "/proc/self/attr/exec"
+        write_proc(attr, f"exec {proc.apparmor_profile}")
+    if proc.selinux_label:
+        if "selinux" not in lsms:
+            raise ConfigError(f"selinux label {proc.selinux_label!r} is set but SELinux is not "
+                              "enabled on this host")
+        write_proc("/proc/self/attr/exec", proc.selinux_label)
+
+
+def fix_stdio(uid: int, gid: int) -> None:
+    """Give fds 0-2 to the container's user, as runc does, unless they are /dev/null."""
+    if uid == 0 and gid == 0:
+        return
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+            continue
+        if st.st_uid == uid and st.st_gid == gid:
+            continue
+        try:
+            os.fchown(fd, uid, gid)
+        except OSError as exc:
+            if exc.errno not in (1, 30, 22):  # EPERM, EROFS, EINVAL
+                raise SysError(f"fchown fd {fd}", exc.errno or 0) from None
+
+
+def set_user(proc: Process) -> None:
+    caps = proc.capabilities
+    user = proc.user
+    if caps is not None:
+        capabilities.drop_bounding(caps)
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    try:
+        if _setgroups_allowed():
+            os.setgroups(user.additional_gids)
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+    except OSError as exc:
+        raise SysError(f"set user {user.uid}:{user.gid}", exc.errno or 0) from None
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    if caps is not None:
+        try:
+            capabilities.apply(caps)
+        except OSError as exc:
+            raise SysError("set capabilities", exc.errno or 0) from None
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
+def environment(proc: Process, extra: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in [*proc.env, *extra]:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    if "HOME" not in env:
+        env["HOME"] = _home_of(proc.user.uid)
+    return env
+
+
+def _home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def find_executable(name: str, env: dict[str, str]) -> str:
+    """Resolve args[0] like Go's exec.LookPath, with the same error wording."""
+    def executable(path: str) -> OSError | None:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            return exc
+        if stat.S_ISDIR(st.st_mode) or not os.access(path, os.X_OK):
+            return PermissionError(13, "permission denied")
+        return None
+
+    if "/" in name:
+        err = executable(name)
+        if err is None:
+            return name
+        if isinstance(err, PermissionError):
+            raise ExecError(f'exec: "{name}": permission denied')
+        raise ExecError(f'exec: "{name}": stat {name}: {strerror(err.errno or 2)}')
+    for directory in env.get("PATH", "").split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if executable(candidate) is None:
+            return candidate
+    raise ExecError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def exec_process(path: str, args: list[str], env: dict[str, str], keep_fds: int,
+                 report: Callable[[str], None] | None = None) -> NoReturn:
+    """Close every fd from ``keep_fds`` on, keep stdio and the preserved fds open across exec,
+    execve. If that fails, ``report`` the error (or print it) and exit 255."""
+    for fd in range(keep_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    sc.close_range(keep_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    try:
+        os.execve(path, args, env)
+    except OSError as exc:
+        message = f"exec {path}: {strerror(exc.errno or 0)}"
+        if report is not None:
+            report(message)
+        else:
+            os.write(2, f"ocirt: {message}\n".encode())
+    os._exit(255)
+
+
+def reset_signals() -> None:
+    """Default dispositions and an empty mask, as a new program expects (Python ignores SIGPIPE
+    and SIGXFSZ, and execve keeps ignored signals ignored)."""
+    for sig in range(1, signal.NSIG):
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
