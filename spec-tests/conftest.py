@@ -29,6 +29,7 @@ from spec_support import (
     SuiteResources,
     build_rootfs,
     cgroup_roots,
+    is_under,
     mountinfo_lines,
     remove_cgroup_parents,
     safe_rmtree,
@@ -203,7 +204,6 @@ def console(workdir: Path) -> Iterator[Callable[[], ConsoleReceiver]]:
 def _kill_leaked_processes(res: SuiteResources) -> None:
     """SIGKILL processes in the suite's cgroups or rooted/working in its tmp dir, and wait."""
     marker = f"/{res.cgroup_parent}/"
-    tmp = str(res.tmp)
     victims = []
     for pdir in Path("/proc").iterdir():
         if not pdir.name.isdigit() or int(pdir.name) == os.getpid():
@@ -213,7 +213,7 @@ def _kill_leaked_processes(res: SuiteResources) -> None:
             hit = marker in (pdir / "cgroup").read_text()
         for link in ("cwd", "root"):
             with contextlib.suppress(OSError):
-                hit = hit or os.readlink(pdir / link).startswith(tmp)
+                hit = hit or is_under(os.readlink(pdir / link), res.tmp)
         if hit:
             with contextlib.suppress(OSError):
                 os.kill(int(pdir.name), signal.SIGKILL)
@@ -235,8 +235,8 @@ def _remove_leaked_cgroups(res: SuiteResources) -> None:
 
 
 def _detach_leaked_mounts(res: SuiteResources) -> None:
-    points = [f.split()[4] for f in (line for line in mountinfo_lines())
-              if f.split()[4].startswith(str(res.tmp) + "/")]
+    points = [line.split()[4] for line in mountinfo_lines()]
+    points = [p for p in points if is_under(p, res.tmp)]
     for point in sorted(points, key=len, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True, timeout=10)
 

@@ -900,12 +900,16 @@ def read_pty(master: int, timeout: float = 10.0, until: bytes | None = None) -> 
 # --------------------------------------------------------------------------------------------
 
 
+def is_under(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
+    p, r = str(path), str(root).rstrip("/")
+    return p == r or p.startswith(r + "/")
+
+
 def scan_leaks(res: SuiteResources) -> list[str]:
     leaks: list[str] = []
-    tmp = str(res.tmp)
     for line in mountinfo_lines():
         fields = line.split()
-        if len(fields) > 4 and (fields[4].startswith(tmp) or fields[3].startswith(tmp)):
+        if len(fields) > 4 and (is_under(fields[4], res.tmp) or is_under(fields[3], res.tmp)):
             leaks.append(f"mount: {line}")
     for root in cgroup_roots():
         parent = root / res.cgroup_parent
@@ -928,7 +932,7 @@ def scan_leaks(res: SuiteResources) -> list[str]:
         for link in ("root", "cwd"):
             with contextlib.suppress(OSError):
                 target = os.readlink(pdir / link)
-                if target.startswith(tmp):
+                if is_under(target, res.tmp):
                     reasons.append(f"{link} -> {target}")
         if reasons:
             with contextlib.suppress(OSError):
@@ -952,9 +956,8 @@ def remove_cgroup_parents(res: SuiteResources) -> list[str]:
 
 
 def tree_has_mounts(path: Path) -> bool:
-    p = str(path)
     return any(
-        len(f := line.split()) > 4 and (f[4] == p or f[4].startswith(p + "/"))
+        len(fields := line.split()) > 4 and is_under(fields[4], path)
         for line in mountinfo_lines()
     )
 

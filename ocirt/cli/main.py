@@ -41,6 +41,7 @@ COMMANDS = {
     "ps": "ps displays the processes running inside a container",
     "pause": "pause suspends all processes inside the container",
     "resume": "resumes all processes that have been previously paused",
+    "update": "update container resource constraints",
     "kill": "kill sends the specified signal (default: SIGTERM) to the container's init process",
     "delete": "delete any resources held by the container often used with detached container",
     "list": "lists containers started by ocirt with the given root",

@@ -137,6 +137,10 @@ def create(store: Store, container_id: str, opts: Options) -> State:
         fifo_fd = _make_fifo(cdir, spec)
         manager = Manager(resolve_paths(spec.linux.cgroups_path, container_id))
         manager.create()
+        if spec.linux.resources:
+            from ..cgroups.resources import apply
+
+            apply(manager.paths, spec.linux.resources)
         console_fd = os.dup(opts.console_fd) if opts.console_fd >= 0 else -1
         if opts.console_socket:
             from .. import console
