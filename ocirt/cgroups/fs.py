@@ -35,8 +35,8 @@ def resolve_paths(cgroups_path: str, container_id: str,
             if h.root != "/" and (base + "/").startswith(h.root + "/"):
                 base = base[len(h.root):] or "/"
             cg = os.path.normpath(os.path.join(base, rel))
-        if cg.startswith("/.."):
-            raise OcirtError(f"invalid cgroupsPath {cgroups_path!r}")
+        if ".." in rel.split("/"):
+            raise OcirtError(f"invalid cgroupsPath {cgroups_path!r}: '..' is not allowed")
         paths[h.key] = os.path.join(h.mountpoint, cg.lstrip("/"))
     return paths
 
@@ -114,6 +114,13 @@ class Manager:
         return False
 
     def signal_all(self, sig: int) -> None:
+        """Signal every process in the cgroups; SIGKILL through cgroup.kill where v2 has it."""
+        unified = self.paths.get(detect.UNIFIED)
+        if sig == 9 and unified and os.path.exists(os.path.join(unified, "cgroup.kill")):
+            try:
+                _write(os.path.join(unified, "cgroup.kill"), "1")
+            except SysError:
+                pass
         for pid in self.pids():
             try:
                 os.kill(pid, sig)

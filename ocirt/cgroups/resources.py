@@ -238,14 +238,18 @@ def controller_path(paths: dict[str, str], key: str) -> str | None:
     return None
 
 
-def apply(paths: dict[str, str], r: dict[str, Any]) -> None:
-    """Write every resource setting into the container's cgroups."""
+def apply(paths: dict[str, str], r: dict[str, Any], v2_mount: str | None = None) -> None:
+    """Write every resource setting into the container's cgroups. ``v2_mount``: where the
+    cgroup2 hierarchy is mounted (found in mountinfo when not given)."""
     if not r:
         return
     writes = writes_for(paths, r)
     if detect.UNIFIED in paths and any(w.key == detect.UNIFIED for w in writes):
-        enable_controllers(paths[detect.UNIFIED],
-                           {w.file.split(".", 1)[0] for w in writes if w.key == detect.UNIFIED})
+        mount = v2_mount or _mount_of(paths[detect.UNIFIED])
+        if mount:
+            enable_controllers(mount, paths[detect.UNIFIED],
+                               {w.file.split(".", 1)[0] for w in writes
+                                if w.key == detect.UNIFIED})
     for w in writes:
         directory = controller_path(paths, w.key)
         if directory is None:
@@ -253,8 +257,11 @@ def apply(paths: dict[str, str], r: dict[str, Any]) -> None:
                               "this host")
         target = os.path.join(directory, w.file)
         try:
-            with open(target, "w") as f:
-                f.write(w.value)
+            fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)  # never create: cgroupfs has it
+            try:
+                os.write(fd, w.value.encode())
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             raise ConfigError(f"{w.field}: {w.file} is not available on this host") from None
         except OSError as exc:
@@ -265,10 +272,9 @@ def apply(paths: dict[str, str], r: dict[str, Any]) -> None:
                 from None
 
 
-def enable_controllers(path: str, wanted: set[str]) -> None:
+def enable_controllers(mount: str, path: str, wanted: set[str]) -> None:
     """Enable ``wanted`` controllers in cgroup.subtree_control of every ancestor of ``path``
-    below the cgroup2 mount, so that the container's cgroup gets their files."""
-    mount = _mount_of(path)
+    from the cgroup2 ``mount`` down, so that the container's cgroup gets their files."""
     rel = os.path.relpath(path, mount)
     parts = [] if rel == "." else rel.split("/")
     current = mount
@@ -288,8 +294,8 @@ def enable_controllers(path: str, wanted: set[str]) -> None:
         current = os.path.join(current, part)
 
 
-def _mount_of(path: str) -> str:
+def _mount_of(path: str) -> str | None:
     for h in detect.hierarchies():
         if h.key == detect.UNIFIED and (path + "/").startswith(h.mountpoint.rstrip("/") + "/"):
             return h.mountpoint
-    return "/sys/fs/cgroup"
+    return None

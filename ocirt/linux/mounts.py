@@ -74,13 +74,43 @@ def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
                       sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
 
 
+def resolve_in_root(root_fd: int, path: str) -> str:
+    """``path`` with every symlink along it followed as if ``root_fd`` were ``/`` and ``..``
+    stopped at that root: a clean absolute path that names the same file inside the root, down
+    to the first component that does not exist yet."""
+    pending = [p for p in reversed(path.split("/"))]
+    resolved: list[str] = []
+    links = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        try:
+            target = os.readlink("/".join([*resolved, part]), dir_fd=root_fd)
+        except OSError:  # not a symlink, or not there yet
+            resolved.append(part)
+            continue
+        links += 1
+        if links > 255:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+        if target.startswith("/"):
+            resolved = []
+        pending.extend(reversed(target.split("/")))
+    return "/" + "/".join(resolved)
+
+
 def make_in_root(root_fd: int, path: str, directory: bool = True, mode: int = 0o755) -> int:
     """Create ``path`` (and its missing parents) inside the root; return an O_PATH fd to it.
 
-    Each missing component is made with mkdirat() on the already-resolved parent, so a symlink
-    planted in the rootfs can redirect the path only to somewhere else inside the rootfs.
+    Symlinks along the path are followed inside the root (:func:`resolve_in_root`); each
+    missing component is made with mkdirat() on its already-opened parent, and every open goes
+    through openat2(RESOLVE_IN_ROOT), so nothing can be created or mounted outside the root.
     """
-    parts = [p for p in path.split("/") if p and p != "."]
+    parts = [p for p in resolve_in_root(root_fd, path).split("/") if p]
     parent = os.dup(root_fd)
     try:
         for i, name in enumerate(parts):

@@ -1,0 +1,145 @@
+"""Cgroups: v1 and v2 placement on this host's real hierarchies, v2 resource files on a fake
+tree (this hybrid host's cgroup2 mount has no memory, cpu, io or pids controllers)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ocirt.cgroups import detect, resources
+from ocirt.cgroups.fs import Manager, resolve_paths
+from ocirt.errors import ConfigError
+
+HS = detect.hierarchies()
+UNIFIED = next((h for h in HS if h.key == detect.UNIFIED), None)
+
+
+def test_layout_detection() -> None:
+    assert detect.layout(HS) in ("v1", "v2", "hybrid")
+    fake = [detect.Hierarchy("memory", ("memory",), "/sys/fs/cgroup/memory", "/"),
+            detect.Hierarchy("", (), "/sys/fs/cgroup/unified", "/")]
+    assert detect.layout(fake) == "hybrid"
+    assert detect.layout(fake[1:]) == "v2"
+    assert detect.layout(fake[:1]) == "v1"
+
+
+def test_mountinfo_parsing(tmp_path: Path) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "30 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+        "31 25 0:27 /ctr /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n"
+        "32 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+        "33 25 0:29 / /tmp rw - tmpfs tmpfs rw\n")
+    found = {h.key: h for h in detect.hierarchies(str(info))}
+    assert set(found) == {"cpu,cpuacct", "name=systemd", ""}
+    assert found["name=systemd"].root == "/ctr"
+    paths = resolve_paths("/a/b", "c1", list(found.values()))
+    assert paths["cpu,cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct/a/b"
+    assert paths[""] == "/sys/fs/cgroup/unified/a/b"
+
+
+def test_relative_and_default_paths_are_below_our_own_cgroup() -> None:
+    own = detect.own_cgroups()
+    paths = resolve_paths("", "c1", HS)
+    for h in HS:
+        assert paths[h.key] == os.path.join(h.mountpoint, own[h.key].lstrip("/"), "c1")
+    with pytest.raises(Exception, match="invalid cgroupsPath"):
+        resolve_paths("../../../x", "c1", [detect.Hierarchy("pids", ("pids",), "/p", "/")])
+
+
+@pytest.mark.skipif(UNIFIED is None, reason="no cgroup2 hierarchy mounted on this host")
+def test_v2_procs_freeze_and_kill_on_the_real_unified_mount() -> None:
+    """The unified hierarchy alone, as on a pure v2 host: place, freeze, thaw, kill, remove."""
+    assert UNIFIED is not None
+    m = Manager({"": os.path.join(UNIFIED.mountpoint, f"ocirt-test-{os.getpid()}")})
+    m.create()
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        m.add(proc.pid)
+        assert m.pids() == [proc.pid]
+        m.freeze()
+        events = Path(m.paths[""], "cgroup.events")
+        deadline = time.monotonic() + 5
+        while "frozen 1" not in events.read_text() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert m.frozen() and "frozen 1" in events.read_text()
+        m.thaw()
+        assert not m.frozen()
+        m.signal_all(signal.SIGKILL)
+        assert proc.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+        m.destroy()
+    assert not os.path.exists(m.paths[""])
+
+
+def _fake_v2(tmp_path: Path) -> tuple[Path, Path]:
+    mount = tmp_path / "cgroup"
+    leaf = mount / "pod" / "c1"
+    leaf.mkdir(parents=True)
+    for d in (mount, mount / "pod"):
+        (d / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids rdma\n")
+        (d / "cgroup.subtree_control").write_text("")
+    for name in ("memory.max", "memory.low", "memory.swap.max", "cpu.weight", "cpu.max",
+                 "cpuset.cpus", "pids.max", "io.weight", "io.max", "hugetlb.2MB.max",
+                 "memory.high"):
+        (leaf / name).write_text("")
+    return mount, leaf
+
+
+def test_v2_resources_on_a_fake_tree(tmp_path: Path) -> None:
+    mount, leaf = _fake_v2(tmp_path)
+    resources.apply({"": str(leaf)}, {
+        "memory": {"limit": 64 << 20, "swap": 96 << 20, "reservation": 32 << 20},
+        "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0"},
+        "pids": {"limit": 10},
+        "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 8, "minor": 0,
+                                                             "rate": 1048576}]},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+        "unified": {"memory.high": "50000000"},
+    }, v2_mount=str(mount))
+    read = {p.name: p.read_text() for p in leaf.iterdir()}
+    assert read["memory.max"] == str(64 << 20)
+    assert read["memory.swap.max"] == str(32 << 20)  # v2 swap excludes memory
+    assert read["memory.low"] == str(32 << 20)
+    assert read["cpu.weight"] == "39"                 # 1 + (1024-2)*9999/262142
+    assert read["cpu.max"] == "50000 100000"
+    assert read["cpuset.cpus"] == "0"
+    assert read["pids.max"] == "10"
+    assert read["io.weight"] == "default 4950"  # 1 + (500-10)*9999/990
+    assert read["io.max"] == "8:0 rbps=1048576"
+    assert read["hugetlb.2MB.max"] == "4194304"
+    assert read["memory.high"] == "50000000"
+    enabled = (mount / "cgroup.subtree_control").read_text().split()
+    assert {"+memory", "+cpu", "+pids", "+io", "+hugetlb", "+cpuset"} <= set(enabled)
+    assert (mount / "pod" / "cgroup.subtree_control").read_text()
+
+
+def test_missing_files_name_the_field(tmp_path: Path) -> None:
+    _, leaf = _fake_v2(tmp_path)
+    with pytest.raises(ConfigError, match=r"linux.resources.rdma: rdma.max is not available"):
+        resources.apply({"": str(leaf)}, {"rdma": {"mlx5_1": {"hcaHandles": 3}}},
+                        v2_mount=str(tmp_path / "cgroup"))
+    with pytest.raises(ConfigError, match="disableOOMKiller"):
+        resources.v2_writes({"memory": {"disableOOMKiller": True}})
+
+
+def test_v1_writes_order_swap_before_a_raised_limit() -> None:
+    files = [w.file for w in resources.v1_writes({"memory": {"limit": 100, "swap": 200}})]
+    assert files == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+    rules = [w.value for w in resources.v1_writes({"devices": [{"allow": False,
+                                                                "access": "rwm"}]})]
+    assert rules[0] == "a *:* rwm" and "c 136:* rwm" in rules
+
+
+def test_conversions() -> None:
+    assert resources.shares_to_weight(2) == 1
+    assert resources.shares_to_weight(262144) == 10000
+    assert resources.blkio_to_io_weight(10) == 1
+    assert resources.blkio_to_io_weight(1000) == 10000
