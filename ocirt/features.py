@@ -14,6 +14,20 @@ from .linux.mounts import _FLAGS, PROPAGATION
 from .spec import HOOK_KINDS, NAMESPACE_TYPES
 
 
+def _seccomp() -> dict[str, Any]:
+    from . import seccomp
+
+    try:
+        with open("/proc/self/status") as f:
+            enabled = any(line.startswith("Seccomp:") for line in f)
+    except OSError:
+        enabled = False
+    return {"enabled": enabled, "actions": sorted(seccomp.ACTIONS),
+            "operators": sorted(seccomp.OPERATORS), "archs": sorted(seccomp.ARCHES),
+            "knownFlags": sorted([*seccomp.FLAGS, "SECCOMP_FILTER_FLAG_NEW_LISTENER"]),
+            "supportedFlags": sorted(seccomp.FLAGS)}
+
+
 def features() -> dict[str, Any]:
     from .linux.lsm import active_lsms
 
@@ -28,7 +42,7 @@ def features() -> dict[str, Any]:
             "capabilities": list(NAMES[: last_cap() + 1]),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
                        "rdma": False},
-            "seccomp": {"enabled": False},
+            "seccomp": _seccomp(),
             "apparmor": {"enabled": "apparmor" in lsms},
             "selinux": {"enabled": "selinux" in lsms},
             "intelRdt": {"enabled": False},

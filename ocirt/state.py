@@ -71,7 +71,7 @@ class State:
 
     __slots__ = ("id", "pid", "start_time", "bundle", "rootfs", "created", "oci_version",
                  "annotations", "cgroup_paths", "cgroups_path", "systemd_cgroup", "rootless",
-                 "own_pidns", "hooks", "owner")
+                 "own_pidns", "hooks", "owner", "seccomp")
 
     def __init__(self, **fields: Any) -> None:
         self.id: str = fields["id"]
@@ -89,6 +89,7 @@ class State:
         self.own_pidns: bool = fields.get("own_pidns", True)
         self.hooks: dict[str, list[dict[str, Any]]] = fields.get("hooks") or {}
         self.owner: int = fields.get("owner", 0)
+        self.seccomp: dict[str, Any] | None = fields.get("seccomp")  # linux.seccomp, for exec
 
     def to_json(self) -> bytes:
         return json.dumps({k: getattr(self, k) for k in self.__slots__}).encode()

@@ -1,5 +1,5 @@
 """The container process (config.md "Process"): args, env, cwd, user and groups, umask,
-rlimits, capabilities, noNewPrivileges, oomScoreAdj, signal state and LSM labels."""
+rlimits, capabilities, noNewPrivileges, oomScoreAdj, signal state, seccomp and LSM labels."""
 
 from __future__ import annotations
 
@@ -215,6 +215,39 @@ def test_no_blocked_signals_inherited(ctr: Containers) -> None:
     st = _container_status_with_caller_state(ctr, block)
     assert int(st["SigBlk"], 16) == 0, st["SigBlk"]
     assert int(st["SigIgn"], 16) == 0, st["SigIgn"]
+
+
+# --------------------------------------------------------------------------------------------
+# seccomp
+# --------------------------------------------------------------------------------------------
+
+
+def test_seccomp_errno_rule(ctr: Containers) -> None:
+    """linux.seccomp: the filter is installed (Seccomp: 2) and a rule's errnoRet is returned."""
+    b = ctr.bundle(["sh", "-c", "grep ^Seccomp: /proc/self/status; { mkdir /tmp/d; } 2>&1; "
+                                "echo rc=$?; touch /tmp/f && echo touched"])
+    b.mount(destination="/tmp", type="tmpfs", source="tmpfs", options=["size=1m"])
+    b.linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        ],
+    }
+    out = ctr.output(b)
+    assert "Seccomp:\t2" in out or "Seccomp: 2" in out, out
+    assert "Function not implemented" in out and "rc=1" in out, out  # ENOSYS = 38
+    assert "touched" in out
+
+
+def test_seccomp_default_errno_is_eperm(ctr: Containers) -> None:
+    b = ctr.bundle(["sh", "-c", "{ mkdir /tmp/d; } 2>&1; echo rc=$?"])
+    b.mount(destination="/tmp", type="tmpfs", source="tmpfs", options=["size=1m"])
+    b.linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}],
+    }
+    out = ctr.output(b)
+    assert "Operation not permitted" in out and "rc=1" in out, out
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,39 @@ def test_hot_path_imports_no_heavy_module(tmp_path: Path, root: Path, bundle: Pa
         result = json.loads(out.read_text())
         assert result["rc"] == 0, argv
         assert not HEAVY & set(result["modules"]), (argv, HEAVY & set(result["modules"]))
+
+
+def test_a_cached_seccomp_profile_skips_pyseccomp(tmp_path: Path, root: Path,
+                                                  bundle: Path) -> None:
+    """The first container with a profile compiles it; the next ones load the cached BPF."""
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": 38}, {"names": ["no_such_syscall"], "action": "SCMP_ACT_KILL"}],
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+        "x-test": str(tmp_path),  # a profile no earlier run has cached
+    }
+    seccomp_bundle = tmp_path / "seccomp-bundle"
+    seccomp_bundle.mkdir()
+    (seccomp_bundle / "rootfs").symlink_to(bundle / "rootfs")
+    (seccomp_bundle / "config.json").write_text(json.dumps(config))
+    loaded = []
+    for cid in ("sc1", "sc2"):
+        out = tmp_path / f"{cid}.json"
+        subprocess.run([sys.executable, "-c", RECORDER, str(out),
+                        json.dumps(["--root", str(root), "create", "--bundle",
+                                    str(seccomp_bundle), cid])],
+                       check=True, timeout=60, stdout=subprocess.DEVNULL, cwd=REPO)
+        loaded.append("pyseccomp" in json.loads(out.read_text())["modules"])
+        try:
+            assert ocirt(root, "start", cid).returncode == 0
+            pid = json.loads(ocirt(root, "state", cid).stdout)["pid"]
+            deadline = time.monotonic() + 10
+            while "sleep" not in Path(f"/proc/{pid}/cmdline").read_text() and \
+                    time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert "Seccomp:\t2" in Path(f"/proc/{pid}/status").read_text()
+        finally:
+            assert ocirt(root, "delete", "--force", cid).returncode == 0
+    assert loaded == [True, False]

@@ -78,8 +78,14 @@ def validate(spec: spec_mod.Spec, opts: Options) -> None:
                 break
         else:
             raise ConfigError(f"sysctl {key!r} is not in a separate kernel namespace")
-    if linux.seccomp is not None:
-        raise ConfigError("linux.seccomp is not supported by this version of ocirt")
+
+
+def _seccomp(spec: spec_mod.Spec) -> tuple[bytes, int] | None:
+    if spec.linux.seccomp is None:
+        return None
+    from .. import seccomp
+
+    return seccomp.program(spec.linux.seccomp), seccomp.flags_of(spec.linux.seccomp)
 
 
 def _rootfs(bundle: str, spec: spec_mod.Spec) -> str:
@@ -155,7 +161,7 @@ def create(store: Store, container_id: str, opts: Options) -> State:
             spec=spec, rootfs=rootfs, bundle=opts.bundle, cgroup_paths=manager.paths,
             hooks=hook_json, fifo_fd=fifo_fd, console_fd=console_fd, keep_fds=keep_fds,
             extra_env=extra_env, no_pivot=opts.no_pivot, new_keyring=not opts.no_new_keyring,
-            lsms=lsms)
+            lsms=lsms, seccomp=_seccomp(spec))
 
         def runtime_hooks(pid: int) -> str:
             nonlocal init_pid
@@ -182,7 +188,7 @@ def create(store: Store, container_id: str, opts: Options) -> State:
                 cgroups_path=spec.linux.cgroups_path, systemd_cgroup=opts.systemd_cgroup,
                 rootless=opts.rootless, own_pidns=pidns is not None and not pidns.path,
                 hooks={k: v for k, v in hook_json.items() if k in ("poststart", "poststop")},
-                owner=os.geteuid())
+                owner=os.geteuid(), seccomp=spec.linux.seccomp)
             cdir.save(state)
             if opts.pid_file:
                 write_atomic(opts.pid_file, str(init_pid).encode(), 0o644)

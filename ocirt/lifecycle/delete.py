@@ -19,19 +19,20 @@ if TYPE_CHECKING:
 def delete(store: Store, container_id: str, force: bool = False,
            warn: Callable[[str], None] | None = None) -> None:
     cdir = store.container(container_id)
-    if not cdir.exists():
-        if force:
-            return
-        raise NotExistError(container_id)
     try:
-        state = cdir.load()
+        cdir.lock()  # waits for a create still in progress
     except NotExistError:
-        cdir.remove()  # a stale directory from an interrupted create
         if force:
             return
         raise
-    cdir.lock()
     try:
+        try:
+            state = cdir.load()
+        except NotExistError:
+            cdir.remove()  # a stale directory from an interrupted create
+            if force:
+                return
+            raise
         current = st.status(cdir, state)
         manager = Manager(state.cgroup_paths)
         if current in (st.RUNNING, st.PAUSED) and not force:

@@ -141,10 +141,15 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
     from .foreground import Forwarder
 
     forwarder = None if opts.detach else Forwarder()
+    filt = None
+    if state.seccomp is not None:
+        from .. import seccomp
+
+        filt = seccomp.program(state.seccomp), seccomp.flags_of(state.seccomp)
     try:
         pid = spawn_exec(ExecRequest(init_pid=state.pid, process=proc, cgroup_paths=paths,
                                      console_fd=console_fd, keep_fds=keep_fds, extra_env=[],
-                                     lsms=lsms))
+                                     lsms=lsms, seccomp=filt))
     finally:
         if console_fd >= 0:
             os.close(console_fd)

@@ -31,7 +31,7 @@ _PROC_NS = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid":
 class ExecRequest:
     def __init__(self, *, init_pid: int, process: Process, cgroup_paths: dict[str, str],
                  console_fd: int, keep_fds: int, extra_env: list[str],
-                 lsms: frozenset[str]) -> None:
+                 lsms: frozenset[str], seccomp: tuple[bytes, int] | None = None) -> None:
         self.init_pid = init_pid
         self.process = process
         self.cgroup_paths = cgroup_paths
@@ -39,6 +39,7 @@ class ExecRequest:
         self.keep_fds = keep_fds
         self.extra_env = extra_env
         self.lsms = lsms
+        self.seccomp = seccomp
 
 
 def _namespaces_of(pid: int) -> dict[str, int]:
@@ -153,6 +154,8 @@ def _process(req: ExecRequest, ch: channel.Channel) -> None:
         setup.write_proc("/proc/self/oom_score_adj", str(proc.oom_score_adj))
     setup.apply_lsm(proc, req.lsms)
     setup.fix_stdio(proc.user.uid, proc.user.gid)
+    if req.seccomp is not None and not proc.no_new_privileges:
+        setup.load_seccomp(*req.seccomp)
     setup.set_user(proc)
     os.umask(0o022 if proc.user.umask is None else proc.user.umask)
     try:
@@ -165,6 +168,8 @@ def _process(req: ExecRequest, ch: channel.Channel) -> None:
     env = setup.environment(proc, req.extra_env)
     path = setup.find_executable(proc.args[0], env)
     setup.reset_signals()
+    if req.seccomp is not None and proc.no_new_privileges:
+        setup.load_seccomp(*req.seccomp)
     ch.send(channel.READY)
     setup.exec_process(path, proc.args, env, req.keep_fds,
                        report=lambda message: ch.send_error(ExecError(message)))

@@ -79,14 +79,16 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     rootfs.readonly_paths(spec.linux.readonly_paths)
     rootfs.masked_paths(spec.linux.masked_paths)
 
-    # 7. Process attributes that need privilege: rlimits, oom_score_adj, LSM labels, stdio owner.
+    # 7. Process attributes that need privilege: rlimits, LSM labels, stdio owner.
+    #    (oom_score_adj is written by the runtime, which can even in a user namespace.)
     setup.set_rlimits(proc)
-    if proc.oom_score_adj is not None:
-        setup.write_proc("/proc/self/oom_score_adj", str(proc.oom_score_adj))
     setup.apply_lsm(proc, req.lsms)
     setup.fix_stdio(proc.user.uid, proc.user.gid)
 
-    # 8. The user, capabilities, umask, cwd and no_new_privs.
+    # 8. The seccomp filter (without no_new_privs loading it needs privileges we are about to
+    #    drop, so now), the user, capabilities, umask, cwd and no_new_privs.
+    if req.seccomp is not None and not proc.no_new_privileges:
+        setup.load_seccomp(*req.seccomp)
     setup.set_user(proc)
     umask = proc.user.umask
     os.umask(0o022 if umask is None else umask)
@@ -117,6 +119,8 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
         os._exit(1)
     os.write(fifo, b"0")
     os.close(fifo)
+    if req.seccomp is not None and proc.no_new_privileges:
+        setup.load_seccomp(*req.seccomp)  # as late as possible: only execve follows
     setup.exec_process(path, proc.args, env, req.keep_fds)
 
 

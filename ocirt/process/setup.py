@@ -13,7 +13,7 @@ import stat
 import termios
 from typing import TYPE_CHECKING, NoReturn
 
-from .. import capabilities, console
+from .. import capabilities, console, seccomp
 from ..errors import ConfigError, ExecError, SysError, strerror
 from ..linux import syscalls as sc
 from ..linux.mounts import make_in_root
@@ -205,6 +205,10 @@ def exec_process(path: str, args: list[str], env: dict[str, str], keep_fds: int,
         else:
             os.write(2, f"ocirt: {message}\n".encode())
     os._exit(255)
+
+
+def load_seccomp(bpf: bytes, flags: int) -> None:
+    seccomp.load(bpf, flags)
 
 
 def reset_signals() -> None:

@@ -40,7 +40,7 @@ class InitRequest:
     def __init__(self, *, spec: Spec, rootfs: str, bundle: str, cgroup_paths: dict[str, str],
                  hooks: dict[str, list[dict[str, Any]]], fifo_fd: int, console_fd: int,
                  keep_fds: int, extra_env: list[str], no_pivot: bool, new_keyring: bool,
-                 lsms: frozenset[str]) -> None:
+                 lsms: frozenset[str], seccomp: tuple[bytes, int] | None = None) -> None:
         self.spec = spec
         self.rootfs = rootfs
         self.bundle = bundle
@@ -53,6 +53,7 @@ class InitRequest:
         self.no_pivot = no_pivot
         self.new_keyring = new_keyring
         self.lsms = lsms
+        self.seccomp = seccomp  # (BPF program, seccomp(2) flags)
         linux = spec.linux
         self.userns = linux.namespace("user") is not None
         cgroupns = linux.namespace("cgroup")
@@ -94,6 +95,7 @@ def spawn(req: InitRequest, on_hooks: Callable[[int], str]) -> tuple[int, channe
                 parent.send(channel.USERNS_DONE)
             elif kind == channel.PID:
                 init_pid = msg["pid"]
+                _set_oom_score_adj(init_pid, req.spec)
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
             elif kind == channel.HOOKS:
@@ -151,6 +153,18 @@ def _open_namespace_paths(spec: Spec) -> dict[str, int]:
         raise SysError(f"open {exc.filename} for the {ns.type} namespace", exc.errno or 0) \
             from None
     return fds
+
+
+def _set_oom_score_adj(pid: int, spec: Spec) -> None:
+    """Written by the runtime: inside a user namespace the init could not write its own."""
+    if spec.process is None or spec.process.oom_score_adj is None:
+        return
+    try:
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+            f.write(str(spec.process.oom_score_adj))
+    except OSError as exc:
+        raise SysError(f"set oom_score_adj to {spec.process.oom_score_adj}",
+                       exc.errno or 0) from None
 
 
 def _write_id_maps(pid: int, spec: Spec) -> None:
