@@ -42,6 +42,8 @@ COMMANDS = {
     "pause": "pause suspends all processes inside the container",
     "resume": "resumes all processes that have been previously paused",
     "update": "update container resource constraints",
+    "events": "display container events such as OOM notifications, cpu, memory, and IO usage "
+              "statistics",
     "kill": "kill sends the specified signal (default: SIGTERM) to the container's init process",
     "delete": "delete any resources held by the container often used with detached container",
     "list": "lists containers started by ocirt with the given root",

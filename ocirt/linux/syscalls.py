@@ -66,9 +66,9 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _NR = {  # x86_64 and aarch64 share none of these numbers; pick by machine.
-    "x86_64": {"pivot_root": 155, "setns": 308, "unshare": 272, "openat2": 437, "pidfd_open": 434,
+    "x86_64": {"rt_sigaction": 13, "pivot_root": 155, "setns": 308, "unshare": 272, "openat2": 437, "pidfd_open": 434,
                "pidfd_send_signal": 424, "close_range": 436},
-    "aarch64": {"pivot_root": 41, "setns": 268, "unshare": 97, "openat2": 437, "pidfd_open": 434,
+    "aarch64": {"rt_sigaction": 134, "pivot_root": 41, "setns": 268, "unshare": 97, "openat2": 437, "pidfd_open": 434,
                 "pidfd_send_signal": 424, "close_range": 436},
 }[os.uname().machine]
 
@@ -137,6 +137,12 @@ def pidfd_open(pid: int) -> int:
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
+
+
+def default_signal(sig: int) -> None:
+    """rt_sigaction(sig, SIG_DFL) straight to the kernel, for the signals libc refuses."""
+    act = ctypes.create_string_buffer(32)  # handler SIG_DFL (0), no flags, empty mask
+    _libc.syscall(_NR["rt_sigaction"], sig, act, None, 8)
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:

@@ -21,7 +21,6 @@ from . import channel, setup
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..spec import Process
     from .spawn import InitRequest
 
 # Signals the waiting init dies of (as PID 1 of a pid namespace it would otherwise ignore them).
@@ -57,8 +56,6 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
 
     # 3. createContainer hooks: in the container's namespaces, before pivot_root.
     hooks.run("createContainer", req.hooks.get("createContainer", []), state)
-
-    _preload(proc, req)
 
     # 4. pivot_root into the rootfs.
     rootfs.pivot(req.rootfs, req.no_pivot)
@@ -122,16 +119,6 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     if req.seccomp is not None and proc.no_new_privileges:
         setup.load_seccomp(*req.seccomp)  # as late as possible: only execve follows
     setup.exec_process(path, proc.args, env, req.keep_fds)
-
-
-def _preload(proc: Process, req: InitRequest) -> None:
-    """Import now what later steps load lazily; after pivot_root it could not be found."""
-    if proc.capabilities is not None:
-        import prctl  # noqa: F401
-    if proc.terminal:
-        import socket  # noqa: F401
-    if req.hooks.get("startContainer"):
-        import subprocess  # noqa: F401
 
 
 def _call(fn: Callable[..., object], *args: object, what: str) -> None:

@@ -213,10 +213,10 @@ def load_seccomp(bpf: bytes, flags: int) -> None:
 
 def reset_signals() -> None:
     """Default dispositions and an empty mask, as a new program expects (Python ignores SIGPIPE
-    and SIGXFSZ, and execve keeps ignored signals ignored)."""
+    and SIGXFSZ, a caller may ignore anything, and execve keeps ignored signals ignored)."""
     for sig in range(1, signal.NSIG):
         try:
             signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
-            pass
+            sc.default_signal(sig)  # 32 and 33, which glibc keeps for itself
     signal.pthread_sigmask(signal.SIG_SETMASK, [])

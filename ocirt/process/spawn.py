@@ -67,6 +67,7 @@ def spawn(req: InitRequest, on_hooks: Callable[[int], str]) -> tuple[int, channe
     ``on_hooks(pid)`` runs the runtime-side hooks and returns the state JSON for the init's own.
     On failure nothing of the init is left running.
     """
+    preload(req)
     ns_fds = _open_namespace_paths(req.spec)
     parent, child = channel.pair()
     try:
@@ -113,6 +114,20 @@ def spawn(req: InitRequest, on_hooks: Callable[[int], str]) -> tuple[int, channe
             except ProcessLookupError:
                 pass
             os.waitpid(stage1, 0)
+
+
+def preload(req: InitRequest) -> None:
+    """Import in the runtime everything the children will need: once they are in a user
+    namespace or past pivot_root, the host's Python files may be out of their reach."""
+    from . import init  # noqa: F401
+
+    process = req.spec.process
+    if process is not None and process.capabilities is not None:
+        import prctl  # noqa: F401
+    if process is not None and process.terminal:
+        import socket  # noqa: F401
+    if req.hooks.get("createContainer") or req.hooks.get("startContainer"):
+        import subprocess  # noqa: F401
 
 
 def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
@@ -215,7 +230,7 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int])
             raise SysError("write time namespace offsets", exc.errno or 0) from None
     pid = os.fork()
     if pid == 0:
-        from . import init
+        from . import init  # imported by preload(), before any namespace was entered
 
         init.run(req, ch)
     ch.send(channel.PID, pid=pid)
