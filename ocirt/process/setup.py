@@ -123,6 +123,9 @@ def set_user(proc: Process) -> None:
     except OSError as exc:
         raise SysError(f"set user {user.uid}:{user.gid}", exc.errno or 0) from None
     sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    # A uid change resets "dumpable" to fs.suid_dumpable: stay out of the container's reach
+    # (/proc/<pid>/exe is the host's Python) until execve.
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
     if caps is not None:
         try:
             capabilities.apply(caps)

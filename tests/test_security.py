@@ -1,0 +1,76 @@
+"""The container cannot reach the runtime: the waiting init is non-dumpable (its /proc entries
+belong to root, so a container user cannot open /proc/<pid>/exe, the host's Python) and holds
+no host fd but stdio and the O_PATH handle of its exec.fifo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, ocirt
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    subprocess.run([str(REPO / "bundles" / "mkrootfs"), str(tmp_path / "rootfs")], check=True,
+                   capture_output=True)
+    config = json.loads((REPO / "bundles" / "busybox" / "config.json").read_text())
+    config["process"]["args"] = ["sleep", "30"]
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    config["linux"]["cgroupsPath"] = f"/ocirt-test-security/{tmp_path.name}"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    return tmp_path
+
+
+def _can_open_exe_as(uid: int, pid: int) -> bool:
+    """Whether a process of ``uid`` can open /proc/<pid>/exe (the check runs in a child)."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            os.close(os.open(f"/proc/{pid}/exe", os.O_RDONLY))
+            os._exit(0)
+        except PermissionError:
+            os._exit(1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code in (0, 1), code
+    return code == 0
+
+
+def test_waiting_init_is_not_dumpable_and_holds_no_host_fd(root: Path, bundle: Path) -> None:
+    leaked = os.open("/etc/hostname", os.O_RDONLY)  # inheritable: a careless runtime passes it
+    os.set_inheritable(leaked, True)
+    try:
+        # the container's stdio must not be our pipes, or run() would wait for the container
+        res = ocirt(root, "create", "--bundle", str(bundle), "sec1", pass_fds=(leaked,),
+                    capture_output=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        os.close(leaked)
+    assert res.returncode == 0
+    try:
+        pid = json.loads(ocirt(root, "state", "sec1").stdout)["pid"]
+        assert os.stat(f"/proc/{pid}/status").st_uid == 0  # non-dumpable: owned by root
+        assert not _can_open_exe_as(1000, pid)  # the container's user cannot reach our Python
+        fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        extra = {fd: target for fd, target in fds.items() if fd > 2}
+        assert list(extra.values()) == [str(root / "sec1" / "exec.fifo")], fds
+        assert ocirt(root, "start", "sec1").returncode == 0
+        deadline = time.monotonic() + 10
+        while "sleep" not in Path(f"/proc/{pid}/cmdline").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # after execve the process is the container's own: dumpable, owned by its user
+        assert os.stat(f"/proc/{pid}/status").st_uid == 1000
+        assert _can_open_exe_as(1000, pid)
+        assert sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
+    finally:
+        ocirt(root, "delete", "--force", "sec1")
