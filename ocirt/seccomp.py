@@ -23,7 +23,7 @@ ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000,
     "SCMP_ACT_KILL_PROCESS": 0x80000000, "SCMP_ACT_TRAP": 0x00030000,
     "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000, "SCMP_ACT_LOG": 0x7FFC0000,
-    "SCMP_ACT_ALLOW": 0x7FFF0000,
+    "SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_NOTIFY": 0x7FC00000,
 }
 OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
              "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
@@ -40,20 +40,81 @@ ARCHES = {
 #: filter flags of seccomp(2) by their spec names
 FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
          "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
 _DEFAULT_ERRNO = 1  # EPERM
 _NR_SECCOMP = {"x86_64": 317, "aarch64": 277}.get(os.uname().machine, -1)
 _SECCOMP_SET_MODE_FILTER = 1
 
 
 def _action(name: str, errno_ret: int | None, where: str) -> int:
-    if name == "SCMP_ACT_NOTIFY":
-        raise ConfigError(f"{where}: SCMP_ACT_NOTIFY is not supported by this version of ocirt")
     if name not in ACTIONS:
         raise ConfigError(f"{where}: unknown seccomp action {name!r}")
     value = ACTIONS[name]
     if name in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
         value |= (_DEFAULT_ERRNO if errno_ret is None else errno_ret) & 0xFFFF
     return value
+
+
+class Filter:
+    """A compiled profile, ready for the init or an exec'd process to load.
+
+    With SCMP_ACT_NOTIFY rules, loading yields a notify fd that goes, with the container's
+    process state, to the listener at ``listenerPath`` (connected by the runtime beforehand,
+    since the path is on the host)."""
+
+    __slots__ = ("bpf", "flags", "listener_fd", "metadata", "oci_version")
+
+    def __init__(self, bpf: bytes, flags: int, listener_fd: int = -1, metadata: str = "",
+                 oci_version: str = "") -> None:
+        self.bpf = bpf
+        self.flags = flags
+        self.listener_fd = listener_fd
+        self.metadata = metadata
+        self.oci_version = oci_version
+
+
+def prepare(profile: dict[str, Any], oci_version: str) -> Filter:
+    """Compile (or fetch from the cache) and, for notify rules, connect to the listener."""
+    notify = profile.get("defaultAction") == "SCMP_ACT_NOTIFY" or any(
+        rule.get("action") == "SCMP_ACT_NOTIFY" for rule in profile.get("syscalls") or [])
+    listener = profile.get("listenerPath") or ""
+    if notify and not listener:
+        raise ConfigError("linux.seccomp: SCMP_ACT_NOTIFY needs a listenerPath")
+    filt = Filter(program(profile), flags_of(profile), -1, profile.get("listenerMetadata") or "",
+                  oci_version)
+    if notify:
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(listener)
+        except OSError as exc:
+            sock.close()
+            raise SysError(f"connect to seccomp listener {listener}", exc.errno or 0) from None
+        filt.listener_fd = sock.detach()
+        filt.flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER
+    return filt
+
+
+def install(filt: Filter, state: dict[str, Any], pid: int) -> None:
+    """Load the filter on this process; hand a notify fd to the listener with the
+    ContainerProcessState (``state`` is the container's state, ``pid`` this process's)."""
+    fd = load(filt.bpf, filt.flags)
+    if filt.listener_fd < 0:
+        return
+    import socket
+
+    message = {"ociVersion": filt.oci_version, "fds": ["seccompFd"], "pid": pid,
+               "metadata": filt.metadata, "state": state}
+    sock = socket.socket(fileno=filt.listener_fd)
+    try:
+        socket.send_fds(sock, [json.dumps(message).encode()], [fd])
+    except OSError as exc:
+        raise SysError("send the seccomp notify fd to the listener", exc.errno or 0) from None
+    finally:
+        sock.close()
+        os.close(fd)
+        filt.listener_fd = -1
 
 
 def flags_of(profile: dict[str, Any]) -> int:
@@ -143,10 +204,13 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def load(bpf: bytes, flags: int = 0) -> None:
-    """Install the program on the calling thread group (seccomp(SECCOMP_SET_MODE_FILTER))."""
+def load(bpf: bytes, flags: int = 0) -> int:
+    """Install the program on the calling thread group (seccomp(SECCOMP_SET_MODE_FILTER));
+    with SECCOMP_FILTER_FLAG_NEW_LISTENER the notify fd, else 0."""
     buf = ctypes.create_string_buffer(bpf, len(bpf))
     prog = _SockFprog(len(bpf) // 8, ctypes.addressof(buf))
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.syscall(_NR_SECCOMP, _SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)) != 0:
+    result = libc.syscall(_NR_SECCOMP, _SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog))
+    if result < 0:
         raise SysError("load seccomp filter", ctypes.get_errno())
+    return int(result)

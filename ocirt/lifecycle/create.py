@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from .. import hooks
 from .. import spec as spec_mod
@@ -19,6 +20,9 @@ from ..process import channel
 from ..process.spawn import InitRequest, kill_and_wait, spawn
 from ..state import ContainerDir, State, Store, write_atomic
 from .status import CREATING
+
+if TYPE_CHECKING:
+    from ..seccomp import Filter
 
 # sysctl prefixes and the namespace that makes them container-local (as runc validates).
 _SYSCTL_NAMESPACES = (("net.", "network"), ("kernel.msg", "ipc"), ("kernel.sem", "ipc"),
@@ -80,12 +84,12 @@ def validate(spec: spec_mod.Spec, opts: Options) -> None:
             raise ConfigError(f"sysctl {key!r} is not in a separate kernel namespace")
 
 
-def _seccomp(spec: spec_mod.Spec) -> tuple[bytes, int] | None:
+def _seccomp(spec: spec_mod.Spec) -> Filter | None:
     if spec.linux.seccomp is None:
         return None
     from .. import seccomp
 
-    return seccomp.program(spec.linux.seccomp), seccomp.flags_of(spec.linux.seccomp)
+    return seccomp.prepare(spec.linux.seccomp, spec.oci_version)
 
 
 def _rootfs(bundle: str, spec: spec_mod.Spec) -> str:
@@ -174,6 +178,8 @@ def create(store: Store, container_id: str, opts: Options) -> State:
 
         init_pid, ch = spawn(request, runtime_hooks)
         os.close(fifo_fd)
+        if request.seccomp is not None and request.seccomp.listener_fd >= 0:
+            os.close(request.seccomp.listener_fd)
         if console_fd >= 0:
             os.close(console_fd)
         try:

@@ -11,6 +11,7 @@ from ..errors import ConfigError, ExecError, OcirtError
 from ..linux import syscalls as sc
 from ..process.execute import ExecRequest, spawn_exec
 from ..state import Store, write_atomic
+from . import query
 from . import status as st
 
 if TYPE_CHECKING:
@@ -145,14 +146,17 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
     if state.seccomp is not None:
         from .. import seccomp
 
-        filt = seccomp.program(state.seccomp), seccomp.flags_of(state.seccomp)
+        filt = seccomp.prepare(state.seccomp, state.oci_version)
     try:
         pid = spawn_exec(ExecRequest(init_pid=state.pid, process=proc, cgroup_paths=paths,
                                      console_fd=console_fd, keep_fds=keep_fds, extra_env=[],
-                                     lsms=lsms, seccomp=filt))
+                                     lsms=lsms, seccomp=filt,
+                                     state=query.document(cdir, state)))
     finally:
         if console_fd >= 0:
             os.close(console_fd)
+        if filt is not None and filt.listener_fd >= 0:
+            os.close(filt.listener_fd)
     if opts.pid_file:
         write_atomic(opts.pid_file, str(pid).encode(), 0o644)
     if forwarder is None:

@@ -22,6 +22,9 @@ from . import channel, setup
 from .spawn import JOIN_ORDER, NAMESPACE_FLAGS, _close_fds_except
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    from ..seccomp import Filter
     from ..spec import Process
 
 _PROC_NS = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
@@ -31,7 +34,8 @@ _PROC_NS = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid":
 class ExecRequest:
     def __init__(self, *, init_pid: int, process: Process, cgroup_paths: dict[str, str],
                  console_fd: int, keep_fds: int, extra_env: list[str],
-                 lsms: frozenset[str], seccomp: tuple[bytes, int] | None = None) -> None:
+                 lsms: frozenset[str], seccomp: Filter | None = None,
+                 state: dict[str, Any] | None = None) -> None:
         self.init_pid = init_pid
         self.process = process
         self.cgroup_paths = cgroup_paths
@@ -40,6 +44,7 @@ class ExecRequest:
         self.extra_env = extra_env
         self.lsms = lsms
         self.seccomp = seccomp
+        self.state = state or {}  # the container's state, for a seccomp listener
 
 
 def _namespaces_of(pid: int) -> dict[str, int]:
@@ -66,7 +71,7 @@ def spawn_exec(req: ExecRequest) -> int:
     """Start the process; its host pid once it has exec'd. Raises ExecError if it could not."""
     if req.process.capabilities is not None:
         import prctl  # noqa: F401 - needed after setns, where the host's library is out of reach
-    if req.process.terminal:
+    if req.process.terminal or req.seccomp is not None:
         import socket  # noqa: F401
     ns_fds = _namespaces_of(req.init_pid)
     parent, child = channel.pair()
@@ -86,6 +91,7 @@ def spawn_exec(req: ExecRequest) -> int:
     try:
         msg = parent.expect(channel.PID)
         pid = msg["pid"]
+        parent.send(channel.PID, pid=pid)  # the process learns its host pid
         os.waitpid(stage1, 0)
         stage1 = 0
         parent.expect(channel.READY)
@@ -118,7 +124,9 @@ def _reap(pid: int) -> None:
 def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int]) -> None:
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
-    _close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, *ns_fds.values()})
+    listener = req.seccomp.listener_fd if req.seccomp is not None else -1
+    _close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener,
+                                     *ns_fds.values()})
     Manager(req.cgroup_paths).add(os.getpid())
     for kind in JOIN_ORDER:
         if kind in ns_fds:
@@ -145,6 +153,7 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int])
 def _process(req: ExecRequest, ch: channel.Channel) -> None:
     """In the container: terminal, limits, labels, user, cwd, then execve."""
     proc = req.process
+    my_pid = ch.expect(channel.PID)["pid"]
     os.chdir("/")
     if proc.terminal:
         os.setsid()
@@ -155,7 +164,7 @@ def _process(req: ExecRequest, ch: channel.Channel) -> None:
     setup.apply_lsm(proc, req.lsms)
     setup.fix_stdio(proc.user.uid, proc.user.gid)
     if req.seccomp is not None and not proc.no_new_privileges:
-        setup.load_seccomp(*req.seccomp)
+        setup.load_seccomp(req.seccomp, req.state, my_pid)
     setup.set_user(proc)
     os.umask(0o022 if proc.user.umask is None else proc.user.umask)
     try:
@@ -169,7 +178,7 @@ def _process(req: ExecRequest, ch: channel.Channel) -> None:
     path = setup.find_executable(proc.args[0], env)
     setup.reset_signals()
     if req.seccomp is not None and proc.no_new_privileges:
-        setup.load_seccomp(*req.seccomp)
+        setup.load_seccomp(req.seccomp, req.state, my_pid)
     ch.send(channel.READY)
     setup.exec_process(path, proc.args, env, req.keep_fds,
                        report=lambda message: ch.send_error(ExecError(message)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # Everything the init needs after pivot_root must be imported before it: the host's Python
 # library is out of reach from inside the rootfs.
+import json
 import os
 import signal
 from typing import TYPE_CHECKING, NoReturn
@@ -85,7 +86,7 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     # 8. The seccomp filter (without no_new_privs loading it needs privileges we are about to
     #    drop, so now), the user, capabilities, umask, cwd and no_new_privs.
     if req.seccomp is not None and not proc.no_new_privileges:
-        setup.load_seccomp(*req.seccomp)
+        setup.load_seccomp(req.seccomp, json.loads(state), json.loads(state)["pid"])
     setup.set_user(proc)
     umask = proc.user.umask
     os.umask(0o022 if umask is None else umask)
@@ -117,7 +118,7 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     os.write(fifo, b"0")
     os.close(fifo)
     if req.seccomp is not None and proc.no_new_privileges:
-        setup.load_seccomp(*req.seccomp)  # as late as possible: only execve follows
+        setup.load_seccomp(req.seccomp, json.loads(state), json.loads(state)["pid"])
     setup.exec_process(path, proc.args, env, req.keep_fds)
 
 

@@ -20,6 +20,7 @@ from ..linux.mounts import make_in_root
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from ..spec import Process
 
@@ -210,8 +211,8 @@ def exec_process(path: str, args: list[str], env: dict[str, str], keep_fds: int,
     os._exit(255)
 
 
-def load_seccomp(bpf: bytes, flags: int) -> None:
-    seccomp.load(bpf, flags)
+def load_seccomp(filt: seccomp.Filter, state: dict[str, Any], pid: int) -> None:
+    seccomp.install(filt, state, pid)
 
 
 def reset_signals() -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from ..seccomp import Filter
     from ..spec import Spec
 
 NAMESPACE_FLAGS = {
@@ -40,7 +41,7 @@ class InitRequest:
     def __init__(self, *, spec: Spec, rootfs: str, bundle: str, cgroup_paths: dict[str, str],
                  hooks: dict[str, list[dict[str, Any]]], fifo_fd: int, console_fd: int,
                  keep_fds: int, extra_env: list[str], no_pivot: bool, new_keyring: bool,
-                 lsms: frozenset[str], seccomp: tuple[bytes, int] | None = None) -> None:
+                 lsms: frozenset[str], seccomp: Filter | None = None) -> None:
         self.spec = spec
         self.rootfs = rootfs
         self.bundle = bundle
@@ -53,7 +54,7 @@ class InitRequest:
         self.no_pivot = no_pivot
         self.new_keyring = new_keyring
         self.lsms = lsms
-        self.seccomp = seccomp  # (BPF program, seccomp(2) flags)
+        self.seccomp = seccomp
         linux = spec.linux
         self.userns = linux.namespace("user") is not None
         cgroupns = linux.namespace("cgroup")
@@ -124,7 +125,7 @@ def preload(req: InitRequest) -> None:
     process = req.spec.process
     if process is not None and process.capabilities is not None:
         import prctl  # noqa: F401
-    if process is not None and process.terminal:
+    if (process is not None and process.terminal) or req.seccomp is not None:
         import socket  # noqa: F401
     if req.hooks.get("createContainer") or req.hooks.get("startContainer"):
         import subprocess  # noqa: F401
@@ -197,7 +198,8 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int])
     """Join the cgroups, enter the namespaces, fork the init, report its pid, exit."""
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
-    _close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd,
+    listener = req.seccomp.listener_fd if req.seccomp is not None else -1
+    _close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd, listener,
                                      *ns_fds.values()})
     from ..cgroups.fs import Manager
 
