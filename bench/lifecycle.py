@@ -19,6 +19,7 @@ from collections.abc import Callable
 from benchlib import (
     DEFAULT_A,
     DEFAULT_B,
+    SPAWNER,
     BenchError,
     Result,
     Runtime,
@@ -70,21 +71,23 @@ def bench(a: Runtime, b: Runtime, runs: int, warmup: int) -> dict[str, dict[str,
     for i in range(warmup + runs):
         for rt in (a, b):
             one_round(rt, recorder(rt.label, i >= warmup))
-        print(f"\rround {i + 1}/{warmup + runs}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+        if sys.stderr.isatty():
+            print(f"\rround {i + 1}/{warmup + runs}", end="", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
     return samples
 
 
 def report(samples: dict[str, dict[str, list[Result]]], la: str, lb: str) -> None:
-    head = f"{'ms':<15}{la + ' min/med/max':>24}{lb + ' min/med/max':>24}{'A/B':>8}"
-    print(head + f"{la + ' RSS MiB':>16}{lb + ' RSS MiB':>16}{'A/B':>7}")
+    head = f"{'operation':<15}{la + ' ms min/med/max':>24}{lb + ' ms min/med/max':>24}{'A/B':>8}"
+    print(head + f"{la + ' maxRSS MiB':>18}{lb + ' maxRSS MiB':>18}{'A/B':>7}")
     for op, by_rt in samples.items():
         ms = {k: sorted(r.ms for r in v) for k, v in by_rt.items()}
         med = {k: statistics.median(v) for k, v in ms.items()}
         rss = {k: max(r.maxrss_kb for r in v) / 1024 for k, v in by_rt.items()}
         cells = "".join(f"{v[0]:8.1f}{med[k]:8.1f}{v[-1]:8.1f}" for k, v in ms.items())
         print(f"{op:<15}{cells}{med[la] / med[lb]:7.2f}x"
-              f"{rss[la]:16.1f}{rss[lb]:16.1f}{rss[la] / rss[lb]:6.2f}x")
+              f"{rss[la]:18.1f}{rss[lb]:18.1f}{rss[la] / rss[lb]:6.2f}x")
 
 
 def main() -> None:
@@ -103,15 +106,17 @@ def main() -> None:
         built.append(Runtime(lb, paths[1]))
         a, b = built
         versions = {rt.label: version(rt) for rt in built}
+        facts = machine() | {"runs": args.n, "warmup": args.warmup,
+                             "rss_floor_kb": SPAWNER.floor_kb}
         samples = bench(a, b, args.n, args.warmup)
     except BenchError as exc:
         sys.exit(f"lifecycle.py: {exc}")
     finally:
         for rt in built:
             rt.cleanup()
+        SPAWNER.close()
         for left in remove_cgroups():
             print(f"lifecycle.py: warning: cgroup left behind: {left}", file=sys.stderr)
-    facts = machine() | {"runs": args.n, "warmup": args.warmup}
     print(" | ".join(f"{k}: {v}" for k, v in facts.items()))
     for label, ver in versions.items():
         print(f"{label}: {ver}")
