@@ -128,6 +128,9 @@ class Process:
     oom_score_adj: int | None = None
     apparmor_profile: str = ""
     selinux_label: str = ""
+    io_priority: tuple[str, int] | None = None   # (class, priority)
+    scheduler: dict[str, Any] | None = None
+    exec_cpu_affinity: dict[str, str] | None = None
 
 
 @dataclass
@@ -191,6 +194,8 @@ class Linux:
     masked_paths: list[str] = field(default_factory=list)
     readonly_paths: list[str] = field(default_factory=list)
     mount_label: str = ""
+    personality: dict[str, Any] | None = None
+    intel_rdt: dict[str, Any] | None = None
 
     def namespace(self, kind: str) -> Namespace | None:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
@@ -256,7 +261,36 @@ def _process(r: _Reader) -> Process:
         env=r.strings("env"), user=user, rlimits=rlimits, capabilities=caps,
         no_new_privileges=r.get("noNewPrivileges", bool, False), oom_score_adj=oom,
         apparmor_profile=r.get("apparmorProfile", str, ""),
-        selinux_label=r.get("selinuxLabel", str, ""))
+        selinux_label=r.get("selinuxLabel", str, ""), io_priority=_io_priority(r),
+        scheduler=_scheduler(r), exec_cpu_affinity=r.str_map("execCPUAffinity") or None)
+
+
+IO_CLASSES = ("IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE")
+SCHED_POLICIES = ("SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO",
+                  "SCHED_IDLE", "SCHED_DEADLINE")
+
+
+def _io_priority(r: _Reader) -> tuple[str, int] | None:
+    io = r.child("ioPriority")
+    if io is None:
+        return None
+    klass = io.get("class", str, required=True)
+    if klass not in IO_CLASSES:
+        raise ConfigError(f"config.json: /process/ioPriority/class: unknown class {klass!r}")
+    priority = io.uint("priority", 0) or 0
+    if priority > 7:
+        raise ConfigError("config.json: /process/ioPriority/priority must be between 0 and 7")
+    return klass, priority
+
+
+def _scheduler(r: _Reader) -> dict[str, Any] | None:
+    sched = r.child("scheduler")
+    if sched is None:
+        return None
+    policy = sched.get("policy", str, required=True)
+    if policy not in SCHED_POLICIES:
+        raise ConfigError(f"config.json: /process/scheduler/policy: unknown policy {policy!r}")
+    return dict(sched.obj)
 
 
 def _mappings(r: _Reader, key: str) -> list[IDMapping]:
@@ -304,7 +338,18 @@ def _linux(r: _Reader) -> Linux:
         rootfs_propagation=propagation,
         masked_paths=[_absolute(p, "/linux/maskedPaths") for p in r.strings("maskedPaths")],
         readonly_paths=[_absolute(p, "/linux/readonlyPaths") for p in r.strings("readonlyPaths")],
-        mount_label=r.get("mountLabel", str, ""))
+        mount_label=r.get("mountLabel", str, ""), personality=_personality(r),
+        intel_rdt=r.get("intelRdt", dict))
+
+
+def _personality(r: _Reader) -> dict[str, Any] | None:
+    p = r.child("personality")
+    if p is None:
+        return None
+    domain = p.get("domain", str, required=True)
+    if domain not in ("LINUX", "LINUX32"):
+        raise ConfigError(f"config.json: /linux/personality/domain: unknown domain {domain!r}")
+    return dict(p.obj)
 
 
 def parse(doc: Any) -> Spec:

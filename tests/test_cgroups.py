@@ -3,6 +3,7 @@ tree (this hybrid host's cgroup2 mount has no memory, cpu, io or pids controller
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -143,3 +144,36 @@ def test_conversions() -> None:
     assert resources.shares_to_weight(262144) == 10000
     assert resources.blkio_to_io_weight(10) == 1
     assert resources.blkio_to_io_weight(1000) == 10000
+
+
+def test_systemd_paths() -> None:
+    from ocirt.cgroups import systemd
+
+    assert systemd.expand_slice("machine.slice") == "/machine.slice"
+    assert systemd.expand_slice("a-b-c.slice") == "/a.slice/a-b.slice/a-b-c.slice"
+    assert systemd.expand_slice("-.slice") == "/"
+    assert systemd.cgroup_path("machine.slice:libpod:abc", "x") == "/machine.slice/libpod-abc.scope"
+    assert systemd.cgroup_path("kubepods-besteffort.slice:cri-containerd:id1", "x") == \
+        "/kubepods.slice/kubepods-besteffort.slice/cri-containerd-id1.scope"
+    assert systemd.cgroup_path("", "c1") == "/system.slice/ocirt-c1.scope"
+    with pytest.raises(ConfigError, match="slice:prefix:name"):
+        systemd.cgroup_path("/plain/path", "c1")
+    with pytest.raises(ConfigError, match="invalid systemd slice"):
+        systemd.expand_slice("a--b.slice")
+
+
+@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs on this host")
+def test_systemd_driver_without_systemd_is_a_clear_error(tmp_path: Path) -> None:
+    from conftest import REPO, ocirt
+
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "rootfs").mkdir()
+    config = json.loads((REPO / "bundles" / "busybox" / "config.json").read_text())
+    config["linux"]["cgroupsPath"] = "machine.slice:ocirt:t1"
+    (bundle / "config.json").write_text(json.dumps(config))
+    res = ocirt(tmp_path / "state", "--systemd-cgroup", "create", "--bundle", str(bundle), "t1")
+    assert res.returncode == 1
+    assert res.stderr == ("ocirt: systemd cgroup driver requested (--systemd-cgroup), but systemd "
+                          "is not running on this host\n")
+    assert not (tmp_path / "state" / "t1").exists()

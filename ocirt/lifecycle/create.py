@@ -72,6 +72,11 @@ def validate(spec: spec_mod.Spec, opts: Options) -> None:
     uts = linux.namespace("uts")
     if (spec.hostname or spec.domainname) and (uts is None):
         raise ConfigError("unable to set hostname without a private UTS namespace")
+    if linux.intel_rdt is not None:
+        if not os.path.isdir("/sys/fs/resctrl/info"):
+            raise ConfigError("linux.intelRdt is set but resctrl is not mounted on this host "
+                              "(/sys/fs/resctrl)")
+        raise ConfigError("linux.intelRdt is not supported by this version of ocirt")
     if linux.time_offsets and linux.namespace("time") is None:
         raise ConfigError("time offsets set, but no time namespace in linux.namespaces")
     for key in linux.sysctl:
@@ -145,7 +150,13 @@ def create(store: Store, container_id: str, opts: Options) -> State:
     hook_json = {kind: hooks.to_json(entries) for kind, entries in spec.hooks.items()}
     try:
         fifo_fd = _make_fifo(cdir, spec)
-        manager = Manager(resolve_paths(spec.linux.cgroups_path, container_id))
+        cgroups_path = spec.linux.cgroups_path
+        if opts.systemd_cgroup:
+            from ..cgroups import systemd
+
+            systemd.require_systemd()
+            cgroups_path = systemd.cgroup_path(cgroups_path, container_id)
+        manager = Manager(resolve_paths(cgroups_path, container_id))
         manager.create()
         if spec.linux.resources:
             from ..cgroups.resources import apply

@@ -66,9 +66,9 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _NR = {  # x86_64 and aarch64 share none of these numbers; pick by machine.
-    "x86_64": {"rt_sigaction": 13, "pivot_root": 155, "setns": 308, "unshare": 272, "openat2": 437, "pidfd_open": 434,
+    "x86_64": {"ioprio_set": 251, "sched_setattr": 314, "rt_sigaction": 13, "pivot_root": 155, "setns": 308, "unshare": 272, "openat2": 437, "pidfd_open": 434,
                "pidfd_send_signal": 424, "close_range": 436},
-    "aarch64": {"rt_sigaction": 134, "pivot_root": 41, "setns": 268, "unshare": 97, "openat2": 437, "pidfd_open": 434,
+    "aarch64": {"ioprio_set": 30, "sched_setattr": 274, "rt_sigaction": 134, "pivot_root": 41, "setns": 268, "unshare": 97, "openat2": 437, "pidfd_open": 434,
                 "pidfd_send_signal": 424, "close_range": 436},
 }[os.uname().machine]
 
@@ -137,6 +137,33 @@ def pidfd_open(pid: int) -> int:
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
+
+
+def last_errno() -> int:
+    return ctypes.get_errno()
+
+
+def ioprio_set(ioprio: int) -> int:
+    """ioprio_set(IOPRIO_WHO_PROCESS, self); -1 with errno on failure."""
+    return int(_libc.syscall(_NR["ioprio_set"], 1, 0, ioprio))
+
+
+def personality(persona: int) -> int:
+    return int(_libc.personality(ctypes.c_ulong(persona)))
+
+
+class _SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32),
+                ("flags", ctypes.c_uint64), ("nice", ctypes.c_int32),
+                ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+                ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64)]
+
+
+def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int,
+                  deadline: int, period: int) -> int:
+    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime,
+                      deadline, period)
+    return int(_libc.syscall(_NR["sched_setattr"], 0, ctypes.byref(attr), 0))
 
 
 def default_signal(sig: int) -> None:

@@ -158,7 +158,9 @@ def _process(req: ExecRequest, ch: channel.Channel) -> None:
     if proc.terminal:
         os.setsid()
         setup.setup_console(req.console_fd, proc, dev_console=False)
+    setup.set_cpu_affinity(proc, "initial")
     setup.set_rlimits(proc)
+    setup.set_scheduling(proc)
     if proc.oom_score_adj is not None:
         setup.write_proc("/proc/self/oom_score_adj", str(proc.oom_score_adj))
     setup.apply_lsm(proc, req.lsms)
@@ -177,6 +179,7 @@ def _process(req: ExecRequest, ch: channel.Channel) -> None:
     env = setup.environment(proc, req.extra_env)
     path = setup.find_executable(proc.args[0], env)
     setup.reset_signals()
+    setup.set_cpu_affinity(proc, "final")
     if req.seccomp is not None and proc.no_new_privileges:
         setup.load_seccomp(req.seccomp, req.state, my_pid)
     ch.send(channel.READY)

@@ -80,6 +80,9 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     # 7. Process attributes that need privilege: rlimits, LSM labels, stdio owner.
     #    (oom_score_adj is written by the runtime, which can even in a user namespace.)
     setup.set_rlimits(proc)
+    setup.set_scheduling(proc)
+    setup.set_personality(spec.linux.personality)
+    setup.set_cpu_affinity(proc, "final")
     setup.apply_lsm(proc, req.lsms)
     setup.fix_stdio(proc.user.uid, proc.user.gid)
 

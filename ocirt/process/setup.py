@@ -11,7 +11,7 @@ import resource
 import signal
 import stat
 import termios
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import capabilities, console, seccomp
 from ..errors import ConfigError, ExecError, SysError, strerror
@@ -20,7 +20,6 @@ from ..linux.mounts import make_in_root
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from ..spec import Process
 
@@ -224,3 +223,54 @@ def reset_signals() -> None:
         except (OSError, ValueError):
             sc.default_signal(sig)  # 32 and 33, which glibc keeps for itself
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+_IO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
+             "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+_SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+                "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+                "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+                "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+_PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def set_scheduling(proc: Process) -> None:
+    """process.ioPriority and process.scheduler (before the privileges go)."""
+    if proc.io_priority is not None:
+        klass, priority = proc.io_priority
+        if sc.ioprio_set(_IO_CLASSES[klass] << 13 | priority) < 0:
+            raise SysError("set io priority", sc.last_errno())
+    s = proc.scheduler
+    if s is not None:
+        flags = 0
+        for name in s.get("flags") or []:
+            if name not in _SCHED_FLAGS:
+                raise ConfigError(f"process.scheduler.flags: unknown flag {name!r}")
+            flags |= _SCHED_FLAGS[name]
+        if sc.sched_setattr(_POLICIES[s["policy"]], flags, s.get("nice", 0),
+                            s.get("priority", 0), s.get("runtime", 0), s.get("deadline", 0),
+                            s.get("period", 0)) < 0:
+            raise SysError(f"set scheduler policy {s['policy']}", sc.last_errno())
+
+
+def set_personality(personality: dict[str, Any] | None) -> None:
+    if personality is not None and sc.personality(_PERSONALITY[personality["domain"]]) < 0:
+        raise SysError("set personality", sc.last_errno())
+
+
+def set_cpu_affinity(proc: Process, which: str) -> None:
+    """process.execCPUAffinity: ``initial`` on entering the container, ``final`` before execve."""
+    cpus = (proc.exec_cpu_affinity or {}).get(which)
+    if not cpus:
+        return
+    wanted: set[int] = set()
+    try:
+        for part in cpus.split(","):
+            low, _, high = part.strip().partition("-")
+            wanted.update(range(int(low), int(high or low) + 1))
+        os.sched_setaffinity(0, wanted)
+    except ValueError:
+        raise ConfigError(f"process.execCPUAffinity.{which}: invalid cpu list {cpus!r}") from None
+    except OSError as exc:
+        raise SysError(f"set cpu affinity {cpus}", exc.errno or 0) from None
