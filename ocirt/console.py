@@ -30,6 +30,26 @@ def connect(path: str) -> int:
     return sock.detach()
 
 
+def socket_pair() -> tuple[int, int]:
+    """(our end, the end to give the container) for a foreground ``run`` or ``exec`` that relays
+    the terminal itself instead of a caller's --console-socket."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return ours.detach(), theirs.detach()
+
+
+def receive_master(fd: int) -> int:
+    """The pty master sent on our end of :func:`socket_pair` (which this closes)."""
+    import socket
+
+    with socket.socket(fileno=fd) as sock:
+        _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+    if not fds:
+        raise OcirtError("the container did not send its terminal")
+    return fds[0]
+
+
 def set_size(fd: int, height: int, width: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 

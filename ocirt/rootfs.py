@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 
 from .cgroups import detect
 from .errors import ConfigError, OcirtError, SysError, strerror
@@ -310,7 +311,8 @@ def readonly_root() -> None:
         os.close(fd)
 
 
-def readonly_paths(paths: list[str]) -> None:
+def _existing(paths: list[str]) -> Iterator[tuple[int, str, int]]:
+    """(fd of /, path, O_PATH fd) for each of ``paths`` that exists; missing ones are skipped."""
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for path in paths:
@@ -319,36 +321,34 @@ def readonly_paths(paths: list[str]) -> None:
             except FileNotFoundError:
                 continue
             try:
-                mount_at(fd, fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
+                yield root_fd, path, fd
             finally:
                 os.close(fd)
-            fd = open_in_root(root_fd, path)
-            try:
-                remount(fd, sc.MS_RDONLY | locked_flags(fd))
-            finally:
-                os.close(fd)
-    except OSError as exc:
-        raise _fail("make path read-only", exc) from None
     finally:
         os.close(root_fd)
+
+
+def readonly_paths(paths: list[str]) -> None:
+    """Bind each path on itself, then remount that bind read-only (keeping its other flags)."""
+    try:
+        for root_fd, path, fd in _existing(paths):
+            mount_at(fd, fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
+            top = open_in_root(root_fd, path)  # looked up again: the new mount's root
+            try:
+                remount(top, sc.MS_RDONLY | locked_flags(top))
+            finally:
+                os.close(top)
+    except OSError as exc:
+        raise _fail("make path read-only", exc) from None
 
 
 def masked_paths(paths: list[str]) -> None:
-    root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    """An empty read-only tmpfs over directories, /dev/null over files."""
     try:
-        for path in paths:
-            try:
-                fd = open_in_root(root_fd, path)
-            except FileNotFoundError:
-                continue
-            try:
-                if is_dir_fd(fd):
-                    mount_at(fd, "tmpfs", "tmpfs", sc.MS_RDONLY)
-                else:
-                    mount_at(fd, "/dev/null", None, sc.MS_BIND)
-            finally:
-                os.close(fd)
+        for _, _, fd in _existing(paths):
+            if is_dir_fd(fd):
+                mount_at(fd, "tmpfs", "tmpfs", sc.MS_RDONLY)
+            else:
+                mount_at(fd, "/dev/null", None, sc.MS_BIND)
     except OSError as exc:
         raise _fail("mask path", exc) from None
-    finally:
-        os.close(root_fd)

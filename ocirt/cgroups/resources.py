@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 #: Device rules every container gets after its own (runc's defaults): mknod of any device, and
 #: the standard nodes and ptys.
-DEFAULT_DEVICE_RULES = [
+DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
     {"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"},
     *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
       for major, minor in ((1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 1), (136, None),
@@ -27,6 +27,15 @@ DEFAULT_DEVICE_RULES = [
 ]
 
 MAX = (1 << 63) - 1
+
+
+def default_device_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The defaults that come after the config's own rules, less those for a device the
+    config names itself: the config's rules apply in their order (a denied /dev/urandom stays
+    denied), and a plain "deny all" still leaves the standard devices usable."""
+    named = {(r.get("type"), r.get("major"), r.get("minor")) for r in rules}
+    return [d for d in DEFAULT_DEVICE_RULES
+            if (d["type"], d.get("major"), d.get("minor")) not in named]
 
 
 class Write:
@@ -117,7 +126,7 @@ def v1_writes(r: dict[str, Any]) -> list[Write]:
     for name, limits in (r.get("rdma") or {}).items():
         add("rdma", "rdma.max", _rdma(name, limits), "rdma")
     if r.get("devices") is not None:
-        for rule in [*r["devices"], *DEFAULT_DEVICE_RULES]:
+        for rule in [*r["devices"], *default_device_rules(r["devices"])]:
             file = "devices.allow" if rule.get("allow") else "devices.deny"
             add("devices", file, _device_rule(rule), "devices")
     return out

@@ -158,10 +158,6 @@ def create(store: Store, container_id: str, opts: Options) -> State:
             cgroups_path = systemd.cgroup_path(cgroups_path, container_id)
         manager = Manager(resolve_paths(cgroups_path, container_id))
         manager.create()
-        if spec.linux.resources:
-            from ..cgroups.resources import apply
-
-            apply(manager.paths, spec.linux.resources)
         console_fd = os.dup(opts.console_fd) if opts.console_fd >= 0 else -1
         if opts.console_socket:
             from .. import console
@@ -179,8 +175,13 @@ def create(store: Store, container_id: str, opts: Options) -> State:
             lsms=lsms, seccomp=_seccomp(spec))
 
         def runtime_hooks(pid: int) -> str:
+            """The init has its mounts and devices: limit it, then run the runtime's hooks."""
             nonlocal init_pid
             init_pid = pid
+            if spec.linux.resources:
+                from ..cgroups.resources import apply
+
+                apply(manager.paths, spec.linux.resources)
             state = hooks.state_json(container_id, CREATING, pid, opts.bundle, spec.oci_version,
                                      spec.annotations)
             hooks.run("prestart", hook_json.get("prestart", []), state)

@@ -133,10 +133,9 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
 
         console_fd = console.connect(opts.console_socket)
     elif proc.terminal:
-        import socket
+        from .. import console
 
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        own_console, console_fd = ours.detach(), theirs.detach()
+        own_console, console_fd = console.socket_pair()
     if not opts.detach:
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     from .foreground import Forwarder
@@ -163,11 +162,9 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
         return 0
     master = -1
     if own_console >= 0:
-        import socket
+        from .. import console
 
-        with socket.socket(fileno=own_console) as sock:
-            _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
-        master = fds[0]
+        master = console.receive_master(own_console)
     try:
         return forwarder.wait(pid, master)
     finally:

@@ -8,23 +8,21 @@ from . import status as st
 
 
 def pause(store: Store, container_id: str) -> None:
-    cdir = store.container(container_id)
-    cdir.lock()
-    try:
-        state = cdir.load()
-        st.require("pause", st.status(cdir, state), container_id)
-        Manager(state.cgroup_paths).freeze()
-    finally:
-        cdir.unlock()
+    _set_frozen(store, container_id, "pause", True)
 
 
 def resume(store: Store, container_id: str) -> None:
+    _set_frozen(store, container_id, "resume", False)
+
+
+def _set_frozen(store: Store, container_id: str, operation: str, frozen: bool) -> None:
     cdir = store.container(container_id)
     cdir.lock()
     try:
         state = cdir.load()
-        st.require("resume", st.status(cdir, state), container_id)
-        Manager(state.cgroup_paths).thaw()
+        st.require(operation, st.status(cdir, state), container_id)
+        manager = Manager(state.cgroup_paths)
+        manager.freeze() if frozen else manager.thaw()
     finally:
         cdir.unlock()
 

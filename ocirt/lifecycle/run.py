@@ -33,11 +33,9 @@ def run(store: Store, container_id: str, opts: create_mod.Options, detach: bool,
     if not opts.console_socket:
         spec_terminal = _wants_terminal(opts.bundle)
         if spec_terminal:
-            import socket
+            from .. import console
 
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            own_console = ours.detach()
-            opts.console_fd = theirs.detach()
+            own_console, opts.console_fd = console.socket_pair()
     try:
         state = create_mod.create(store, container_id, opts)
     finally:
@@ -46,11 +44,9 @@ def run(store: Store, container_id: str, opts: create_mod.Options, detach: bool,
             opts.console_fd = -1
     master = -1
     if own_console >= 0:
-        import socket
+        from .. import console
 
-        with socket.socket(fileno=own_console) as sock:
-            _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
-        master = fds[0]
+        master = console.receive_master(own_console)
     try:
         forwarder = Forwarder()
         start(store, container_id, warn=warn)

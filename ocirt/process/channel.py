@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .. import errors
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 # The messages, in the order a create exchanges them.
@@ -89,6 +90,41 @@ class Channel:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def fork_child(target: Callable[[Channel], object]) -> tuple[int, Channel]:
+    """Fork; the child runs ``target(child end)`` and exits, reporting any exception on the
+    channel (it never returns: a forked child must not unwind into the runtime's stack).
+    Returns (child pid, parent end)."""
+    parent, child = pair()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        parent.close()
+        child.close()
+        raise errors.SysError("fork", exc.errno or 0) from None
+    if pid == 0:
+        try:
+            parent.close()
+            target(child)
+        except BaseException as exc:  # noqa: B036 - the parent must hear of every failure
+            child.send_error(exc)
+        finally:
+            os._exit(1)
+    child.close()
+    return pid, parent
+
+
+def reap(pid: int) -> None:
+    """SIGKILL and reap a child of ours (an intermediate that must not outlive a failure)."""
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def pair() -> tuple[Channel, Channel]:

@@ -74,19 +74,11 @@ def spawn_exec(req: ExecRequest) -> int:
     if req.process.terminal or req.seccomp is not None:
         import socket  # noqa: F401
     ns_fds = _namespaces_of(req.init_pid)
-    parent, child = channel.pair()
-    stage1 = os.fork()
-    if stage1 == 0:  # never returns: a forked child must not unwind into the runtime's stack
-        try:
-            parent.close()
-            _intermediate(req, child, ns_fds)
-        except BaseException as exc:  # noqa: B036 - the parent must hear of every failure
-            child.send_error(exc)
-        finally:
-            os._exit(1)
-    child.close()
-    for fd in ns_fds.values():
-        os.close(fd)
+    try:
+        stage1, parent = channel.fork_child(lambda ch: _intermediate(req, ch, ns_fds))
+    finally:
+        for fd in ns_fds.values():
+            os.close(fd)
     pid = 0
     try:
         msg = parent.expect(channel.PID)
@@ -107,11 +99,7 @@ def spawn_exec(req: ExecRequest) -> int:
     finally:
         parent.close()
         if stage1:
-            try:
-                os.kill(stage1, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(stage1, 0)
+            channel.reap(stage1)
 
 
 def _reap(pid: int) -> None:
@@ -159,25 +147,13 @@ def _process(req: ExecRequest, ch: channel.Channel) -> None:
         os.setsid()
         setup.setup_console(req.console_fd, proc, dev_console=False)
     setup.set_cpu_affinity(proc, "initial")
-    setup.set_rlimits(proc)
-    setup.set_scheduling(proc)
     if proc.oom_score_adj is not None:
         setup.write_proc("/proc/self/oom_score_adj", str(proc.oom_score_adj))
-    setup.apply_lsm(proc, req.lsms)
-    setup.fix_stdio(proc.user.uid, proc.user.gid)
+    setup.apply_privileged(proc, req.lsms)
     if req.seccomp is not None and not proc.no_new_privileges:
         setup.load_seccomp(req.seccomp, req.state, my_pid)
-    setup.set_user(proc)
-    os.umask(0o022 if proc.user.umask is None else proc.user.umask)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as exc:
-        raise SysError(f"chdir to cwd ({proc.cwd!r}) set in config.json failed",
-                       exc.errno or 0) from None
-    if proc.no_new_privileges:
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    env = setup.environment(proc, req.extra_env)
-    path = setup.find_executable(proc.args[0], env)
+    setup.become_user(proc)
+    path, env = setup.find_program(proc, req.extra_env)
     setup.reset_signals()
     setup.set_cpu_affinity(proc, "final")
     if req.seccomp is not None and proc.no_new_privileges:

@@ -79,31 +79,18 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
 
     # 7. Process attributes that need privilege: rlimits, LSM labels, stdio owner.
     #    (oom_score_adj is written by the runtime, which can even in a user namespace.)
-    setup.set_rlimits(proc)
-    setup.set_scheduling(proc)
+    setup.apply_privileged(proc, req.lsms)
     setup.set_personality(spec.linux.personality)
     setup.set_cpu_affinity(proc, "final")
-    setup.apply_lsm(proc, req.lsms)
-    setup.fix_stdio(proc.user.uid, proc.user.gid)
 
     # 8. The seccomp filter (without no_new_privs loading it needs privileges we are about to
     #    drop, so now), the user, capabilities, umask, cwd and no_new_privs.
     if req.seccomp is not None and not proc.no_new_privileges:
         setup.load_seccomp(req.seccomp, json.loads(state), json.loads(state)["pid"])
-    setup.set_user(proc)
-    umask = proc.user.umask
-    os.umask(0o022 if umask is None else umask)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as exc:
-        raise SysError(f"chdir to cwd ({proc.cwd!r}) set in config.json failed",
-                       exc.errno or 0) from None
-    if proc.no_new_privileges:
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    setup.become_user(proc)
 
     # 9. The executable must exist now, so that "not found" is a create error.
-    env = setup.environment(proc, req.extra_env)
-    path = setup.find_executable(proc.args[0], env)
+    path, env = setup.find_program(proc, req.extra_env)
 
     # 10. Ready: the runtime records the container and returns; we wait for start.
     ch.send(channel.READY)

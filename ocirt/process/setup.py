@@ -55,6 +55,35 @@ def write_proc(path: str, value: str) -> None:
         raise SysError(f"write {path}", exc.errno or 0) from None
 
 
+def apply_privileged(proc: Process, lsms: frozenset[str]) -> None:
+    """What needs privileges the process is about to lose: rlimits, scheduling, LSM labels,
+    the owner of its stdio."""
+    set_rlimits(proc)
+    set_scheduling(proc)
+    apply_lsm(proc, lsms)
+    fix_stdio(proc.user.uid, proc.user.gid)
+
+
+def become_user(proc: Process) -> None:
+    """The user and capabilities, umask, cwd (after the switch, as runc: root-squashed
+    filesystems), no_new_privs."""
+    set_user(proc)
+    os.umask(0o022 if proc.user.umask is None else proc.user.umask)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as exc:
+        raise SysError(f"chdir to cwd ({proc.cwd!r}) set in config.json failed",
+                       exc.errno or 0) from None
+    if proc.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def find_program(proc: Process, extra_env: list[str]) -> tuple[str, dict[str, str]]:
+    """(path of args[0], environment): the lookup uses the process's own PATH."""
+    env = environment(proc, extra_env)
+    return find_executable(proc.args[0], env), env
+
+
 def set_rlimits(proc: Process) -> None:
     if not proc.rlimits:
         return

@@ -70,22 +70,11 @@ def spawn(req: InitRequest, on_hooks: Callable[[int], str]) -> tuple[int, channe
     """
     preload(req)
     ns_fds = _open_namespace_paths(req.spec)
-    parent, child = channel.pair()
     try:
-        stage1 = os.fork()
-    except OSError as exc:
-        raise SysError("fork", exc.errno or 0) from None
-    if stage1 == 0:  # never returns: a forked child must not unwind into the runtime's stack
-        try:
-            parent.close()
-            _intermediate(req, child, ns_fds)
-        except BaseException as exc:  # noqa: B036 - the parent must hear of every failure
-            child.send_error(exc)
-        finally:
-            os._exit(1)
-    child.close()
-    for fd in ns_fds.values():
-        os.close(fd)
+        stage1, parent = channel.fork_child(lambda ch: _intermediate(req, ch, ns_fds))
+    finally:
+        for fd in ns_fds.values():
+            os.close(fd)
     init_pid = 0
     stage1_reaped = False
     try:
@@ -110,11 +99,7 @@ def spawn(req: InitRequest, on_hooks: Callable[[int], str]) -> tuple[int, channe
         raise
     finally:
         if not stage1_reaped:
-            try:
-                os.kill(stage1, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(stage1, 0)
+            channel.reap(stage1)
 
 
 def preload(req: InitRequest) -> None:
