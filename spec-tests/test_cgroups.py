@@ -193,3 +193,181 @@ def test_update_resources_from_stdin(ctr: Containers) -> None:
     assert cgroup_file("memory", cgpath, "memory.limit_in_bytes").read_text().strip() == str(
         32 * 1024 * 1024
     )
+
+
+def test_kill_all_on_stopped_container_without_pid_namespace(ctr: Containers) -> None:
+    """containerd and podman send `kill --all <id> 9` after the init of a container without
+    its own pid namespace has exited: it must succeed and kill what is left in the cgroup."""
+    b = ctr.bundle(["sh", "-c", "sleep 100 & echo $!"])
+    b.drop_namespace("pid")
+    run = ctr.run(b, delete=False)
+    leftover = int(run.stdout.strip())  # no pid namespace: this is the host pid
+    assert pid_alive(leftover), "the background sleep did not outlive the init"
+    assert cgroup_procs(ctr, b.id) == [leftover]
+    res = ctr.kill(b.id, "9", all=True, check=False)
+    assert res.returncode == 0, res.describe()
+    assert wait_pid_gone(leftover, 5), "kill --all left the orphaned sleep alive"
+    assert ctr.state(b.id)["status"] == "stopped"
+    ctr.delete(b.id)
+    assert ctr.cgroup_dirs(b.id) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Resource limits, checked in the cgroup files and by behaviour (v1 hierarchy)
+# --------------------------------------------------------------------------------------------
+
+
+def read_cg(ctr: Containers, cid: str, controller: str, name: str) -> str:
+    return cgroup_file(controller, ctr.res.cgroup_path(cid), name).read_text().strip()
+
+
+@pytest.mark.skipif(not V1, reason="host is not on cgroup v1")
+@pytest.mark.needs_probe
+def test_memory_limit_oom_kills_hog(ctr: Containers, probe: str) -> None:
+    """A process allocating 100 MiB under a 32 MiB limit (no swap) is OOM-killed: `run` exits
+    128+SIGKILL and the memory cgroup counts an OOM kill."""
+    limit = 32 * 1024 * 1024
+    b = ctr.bundle([probe, "alloc", "100"])
+    b.linux["resources"] = {"memory": {"limit": limit, "swap": limit}}
+    b.write()
+    out = b.path / "run.out"
+    with open(out, "wb") as f:
+        res = ctr.rt("run", "--keep", "--bundle", str(b.path), b.id, stdout=f, stderr=f,
+                     timeout=60)
+    assert res.returncode == 137, f"{res.describe()}\noutput: {out.read_text()!r}"
+    assert "allocated" not in out.read_text()
+    assert read_cg(ctr, b.id, "memory", "memory.limit_in_bytes") == str(limit)
+    assert read_cg(ctr, b.id, "memory", "memory.memsw.limit_in_bytes") == str(limit)
+    assert int(read_cg(ctr, b.id, "memory", "memory.max_usage_in_bytes")) <= limit
+    oom = dict(line.split() for line in
+               read_cg(ctr, b.id, "memory", "memory.oom_control").splitlines())
+    if "oom_kill" in oom:  # kernels >= 4.13
+        assert int(oom["oom_kill"]) >= 1, oom
+    ctr.delete(b.id)
+
+
+@pytest.mark.skipif(not V1, reason="host is not on cgroup v1")
+def test_cpu_quota_throttles(ctr: Containers) -> None:
+    """cpu.quota/period land in cpu.cfs_quota_us/cpu.cfs_period_us, and a busy loop under a
+    10% quota gets about 10% of a CPU (cpuacct.usage) and is throttled (cpu.stat)."""
+    b = ctr.bundle(["sh", "-c", "while :; do :; done"])
+    b.linux["resources"] = {"cpu": {"quota": 10000, "period": 100000}}
+    ctr.create(b)
+    assert read_cg(ctr, b.id, "cpu", "cpu.cfs_quota_us") == "10000"
+    assert read_cg(ctr, b.id, "cpu", "cpu.cfs_period_us") == "100000"
+    ctr.start(b.id)
+    time.sleep(0.2)
+    before, t0 = int(read_cg(ctr, b.id, "cpuacct", "cpuacct.usage")), time.monotonic()
+    time.sleep(1.0)
+    used = int(read_cg(ctr, b.id, "cpuacct", "cpuacct.usage")) - before
+    elapsed = time.monotonic() - t0
+    assert 0 < used / 1e9 < 0.35 * elapsed, f"{used / 1e9:.3f}s of CPU in {elapsed:.3f}s"
+    stat = dict(line.split() for line in read_cg(ctr, b.id, "cpu", "cpu.stat").splitlines())
+    assert int(stat["nr_throttled"]) > 0, stat
+    ctr.kill(b.id, "9")
+    ctr.wait_stopped(b.id)
+
+
+@pytest.mark.skipif(not V1, reason="host is not on cgroup v1")
+def test_cpuset_cpus(ctr: Containers) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    b = ctr.bundle(["grep", "^Cpus_allowed_list:", "/proc/self/status"])
+    b.linux["resources"] = {"cpu": {"cpus": str(cpu)}}
+    ctr.create(b)
+    assert read_cg(ctr, b.id, "cpuset", "cpuset.cpus") == str(cpu)
+    ctr.start(b.id)
+    ctr.wait_stopped(b.id)
+    out = (b.path / f"{b.id}.stdout").read_text()
+    assert out.split() == ["Cpus_allowed_list:", str(cpu)], out
+
+
+DEVICE_PROBE = ("{ head -c1 /dev/urandom >/dev/null; } 2>&1; echo urandom=$?; "
+                "{ echo x >/dev/null; } 2>&1; echo null=$?")
+
+
+@pytest.mark.runc_xfail(
+    reason="runc appends its default device allow-list (null, zero, full, random, urandom, tty, "
+    "ptmx, ...) after linux.resources.devices, so a rule denying c 1:9 is overridden"
+)
+def test_device_rule_denies_urandom(ctr: Containers) -> None:
+    """linux.resources.devices entries apply in the listed order: denying c 1:9 makes
+    /dev/urandom unusable while /dev/null keeps working."""
+    b = ctr.bundle(["sh", "-c", DEVICE_PROBE])
+    b.linux["resources"] = {"devices": [
+        {"allow": False, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    ]}
+    out = ctr.output(b)
+    assert "/dev/urandom: Operation not permitted" in out and "urandom=1" in out, out
+    assert "null=0" in out, out
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse on this host")
+@pytest.mark.parametrize("allowed", [False, True])
+def test_device_allow_list(ctr: Containers, allowed: bool) -> None:
+    """With `deny all` first, a device node from linux.devices (/dev/fuse, c 10:229) cannot be
+    opened unless a later entry allows it; the default devices keep working."""
+    b = ctr.bundle(["sh", "-c", "{ head -c0 /dev/fuse; } 2>&1; echo fuse=$?; "
+                                "{ echo x >/dev/null; } 2>&1; echo null=$?"])
+    b.linux["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+                           "fileMode": 0o666, "uid": 0, "gid": 0}]
+    rules = [{"allow": False, "access": "rwm"}]
+    if allowed:
+        rules.append({"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"})
+    b.linux["resources"] = {"devices": rules}
+    ctr.create(b)
+    listed = read_cg(ctr, b.id, "devices", "devices.list").splitlines()
+    assert "a *:* rwm" not in listed
+    assert ("c 10:229 rw" in listed) == allowed, listed
+    ctr.start(b.id)
+    ctr.wait_stopped(b.id)
+    out = (b.path / f"{b.id}.stdout").read_text()
+    if allowed:
+        assert "fuse=0" in out, out
+    else:
+        assert "/dev/fuse: Operation not permitted" in out and "fuse=1" in out, out
+    assert "null=0" in out, out
+
+
+@pytest.mark.skipif(not V1, reason="host is not on cgroup v1")
+def test_update_individual_flags(ctr: Containers) -> None:
+    """runc's per-resource `update` flags change the live limits of a running container."""
+    b = ctr.bundle(["sleep", "100"])
+    ctr.create(b)
+    ctr.start(b.id)
+    for args in (["--cpu-quota", "20000", "--cpu-period", "100000"],
+                 ["--memory", "64m"],
+                 ["--pids-limit", "30"]):
+        res = ctr.rt("update", *args, b.id)
+        assert res.returncode == 0, res.describe()
+        assert res.stdout == "" and res.stderr == "", res.describe()
+    assert read_cg(ctr, b.id, "cpu", "cpu.cfs_quota_us") == "20000"
+    assert read_cg(ctr, b.id, "cpu", "cpu.cfs_period_us") == "100000"
+    assert read_cg(ctr, b.id, "memory", "memory.limit_in_bytes") == str(64 * 1024 * 1024)
+    assert read_cg(ctr, b.id, "pids", "pids.max") == "30"
+    assert ctr.state(b.id)["status"] == "running"
+
+
+@pytest.mark.skipif(not V1, reason="host is not on cgroup v1")
+def test_update_pids_limit_enforced(ctr: Containers) -> None:
+    """A lowered pids limit applies to forks made after the update."""
+    b = ctr.bundle(["sh", "-c", "echo ready; read x; "
+                                "for i in 1 2 3 4 5 6; do sleep 5 & done 2>&1; echo forked"])
+    b.write()
+    r, w = os.pipe()
+    try:
+        ctr.create(b, stdin=r)
+        os.close(r)
+        r = -1
+        ctr.start(b.id)
+        wait_for_file_text(b.path / f"{b.id}.stdout", "ready")
+        res = ctr.rt("update", "--pids-limit", "3", b.id)
+        assert res.returncode == 0, res.describe()
+        assert read_cg(ctr, b.id, "pids", "pids.max") == "3"
+        os.write(w, b"go\n")
+    finally:
+        if r >= 0:
+            os.close(r)
+        os.close(w)
+    ctr.wait_stopped(b.id, timeout=20)
+    out = (b.path / f"{b.id}.stdout").read_text() + (b.path / f"{b.id}.stderr").read_text()
+    assert "can't fork" in out or "Resource temporarily unavailable" in out, out

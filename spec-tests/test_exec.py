@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from spec_support import (
     Bundle,
     ConsoleReceiver,
     Containers,
     cap_mask,
+    kill_and_reap,
     ns_link,
     parse_proc_cgroup,
     parse_status,
@@ -143,3 +147,150 @@ def test_exec_tty_console_socket(ctr: Containers, console: Callable[[], ConsoleR
     lines = data.split()
     assert re.match(r"^/dev/pts/\d+$", lines[0]), data
     assert lines[1:3] == ["25", "90"], data
+
+
+# --------------------------------------------------------------------------------------------
+# exec flags given by hand: --cap, --no-new-privs, --preserve-fds, --cgroup, paused containers
+# --------------------------------------------------------------------------------------------
+
+
+def exec_out(ctr: Containers, b: Bundle, *args: str, **kw) -> tuple[int, str]:
+    out = b.path / f"exec-{time.monotonic_ns()}.out"
+    with open(out, "wb") as f:
+        res = ctr.rt("exec", *args, stdout=f, stderr=f, **kw)
+    return res.returncode, out.read_text()
+
+
+def test_exec_cap_adds_capability(ctr: Containers) -> None:
+    """`exec --cap CAP_SYS_ADMIN` gives that exec (and only it) the extra capability."""
+    b = ctr.bundle(["sleep", "100"])
+    only = ["CAP_NET_BIND_SERVICE"]
+    b.process["capabilities"] = {k: list(only) for k in ("bounding", "effective", "permitted")}
+    created = ctr.create(b)
+    ctr.start(b.id)
+    show = ["sh", "-c", "grep ^CapEff /proc/self/status; "
+                        "{ hostname st-renamed; } 2>&1; echo rc=$?"]
+    rc, plain = exec_out(ctr, b, b.id, *show)
+    assert rc == 0, plain
+    assert int(parse_status(plain)["CapEff"], 16) == cap_mask(only)
+    assert "Operation not permitted" in plain and "rc=1" in plain, plain
+    rc, added = exec_out(ctr, b, "--cap", "CAP_SYS_ADMIN", b.id, *show)
+    assert rc == 0, added
+    assert int(parse_status(added)["CapEff"], 16) == cap_mask(only + ["CAP_SYS_ADMIN"])
+    assert "rc=0" in added, added
+    assert int(proc_status(created.pid)["CapEff"], 16) == cap_mask(only)
+
+
+def test_exec_no_new_privs_flag(ctr: Containers) -> None:
+    b = ctr.bundle(["sleep", "100"])
+    b.process["noNewPrivileges"] = False
+    ctr.create(b)
+    ctr.start(b.id)
+    rc, plain = exec_out(ctr, b, b.id, "cat", "/proc/self/status")
+    assert rc == 0, plain
+    assert parse_status(plain)["NoNewPrivs"] == "0"
+    rc, nnp = exec_out(ctr, b, "--no-new-privs", b.id, "cat", "/proc/self/status")
+    assert rc == 0, nnp
+    assert parse_status(nnp)["NoNewPrivs"] == "1"
+
+
+@pytest.mark.needs_probe
+def test_exec_preserve_fds(ctr: Containers, probe: str) -> None:
+    """`exec --preserve-fds 1` passes the caller's fd 3 to the exec'd process (and no more)."""
+    b, _ = running(ctr)
+    (b.path / "three").write_text("content-of-three\n")
+    (b.path / "four").write_text("not preserved\n")
+    with open(b.path / "three", "rb") as f3, open(b.path / "four", "rb") as f4:
+        rc, out = exec_out(ctr, b, "--preserve-fds", "1", b.id, "sh", "-c",
+                           f"{probe} fds; cat <&3", fd_map={3: f3.fileno(), 4: f4.fileno()})
+    assert rc == 0, out
+    fds = {}
+    for line in out.splitlines():
+        num, _, target = line.partition(" ")
+        if num.isdigit():
+            fds[int(num)] = target
+    assert sorted(fds) == [0, 1, 2, 3], out
+    assert fds[3].endswith("/three"), fds
+    assert "content-of-three" in out
+
+
+@pytest.mark.skipif(not Path("/sys/fs/cgroup/pids").is_dir(), reason="no v1 pids hierarchy")
+def test_exec_cgroup_sub_cgroup(ctr: Containers) -> None:
+    """`exec --cgroup pids:sub` runs the process in an existing sub-cgroup of the container."""
+    b, _ = running(ctr)
+    sub = Path("/sys/fs/cgroup/pids") / b.linux["cgroupsPath"].lstrip("/") / "sub"
+    sub.mkdir()
+    try:
+        rc, out = exec_out(ctr, b, "--cgroup", "pids:sub", b.id, "cat", "/proc/self/cgroup")
+        assert rc == 0, out
+        paths = parse_proc_cgroup(out)
+        assert paths["pids"] == b.linux["cgroupsPath"] + "/sub", out
+        assert paths["memory"] == b.linux["cgroupsPath"], out
+    finally:
+        sub.rmdir()
+
+
+def test_exec_into_paused_container_fails(ctr: Containers) -> None:
+    b, init = running(ctr)
+    ctr.rt("pause", b.id).check()
+    pid_file = b.path / "exec.pid"
+    res = ctr.rt("exec", "--detach", "--pid-file", str(pid_file), b.id, "sleep", "100")
+    assert res.returncode != 0, res.describe()
+    assert "paused" in res.stderr, res.describe()
+    assert "Traceback" not in res.stderr
+    assert not pid_file.exists()
+    ctr.rt("resume", b.id).check()
+    assert json.loads(ctr.rt("ps", "--format", "json", b.id).check().stdout) == [init]
+
+
+def test_exec_into_paused_container_with_ignore_paused(ctr: Containers) -> None:
+    """With --ignore-paused the exec is accepted; the new process runs once resumed (runc's
+    exec only returns after the resume, so the resume happens while exec may still wait)."""
+    b, init = running(ctr)
+    ctr.rt("pause", b.id).check()
+    pid_file = b.path / "exec.pid"
+    out = b.path / "exec.out"
+    with open(out, "wb") as f:
+        proc = ctr.rt.popen("exec", "--ignore-paused", "--detach", "--pid-file", str(pid_file),
+                            b.id, "sh", "-c", "echo exec-ran; exec sleep 100",
+                            stdout=f, stderr=f)
+    try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.0)
+        assert proc.returncode in (None, 0), out.read_text()
+        assert "exec-ran" not in out.read_text(), "the exec'd process ran in a paused container"
+        ctr.rt("resume", b.id).check()
+        rc = proc.wait(timeout=10)
+    finally:
+        kill_and_reap(proc)
+    assert rc == 0, out.read_text()
+    pid = int(pid_file.read_text())
+    assert wait_for_file_text(out, "exec-ran")
+    assert pid_alive(pid)
+    assert parse_proc_cgroup(Path(f"/proc/{pid}/cgroup").read_text())["freezer"] == \
+        b.linux["cgroupsPath"]
+    assert sorted(json.loads(ctr.rt("ps", "--format", "json", b.id).check().stdout)) == \
+        sorted([init, pid])
+
+
+# --------------------------------------------------------------------------------------------
+# ps lists exec'd processes
+# --------------------------------------------------------------------------------------------
+
+
+def test_ps_lists_exec_processes(ctr: Containers) -> None:
+    b, init = running(ctr)
+    pid_file = b.path / "exec.pid"
+    ctr.rt("exec", "-d", "--pid-file", str(pid_file), b.id, "sleep", "99").check()
+    pid = int(pid_file.read_text())
+    res = ctr.rt("ps", "--format", "json", b.id).check()
+    assert sorted(json.loads(res.stdout)) == sorted([init, pid]), res.describe()
+    table = ctr.rt("ps", b.id).check()
+    lines = [line for line in table.stdout.splitlines() if line.strip()]
+    header = lines[0].split()
+    assert "PID" in header, table.describe()
+    col = header.index("PID")
+    listed = sorted(int(line.split()[col]) for line in lines[1:])
+    assert listed == sorted([init, pid]), table.describe()
+    assert any(line.split()[col] == str(pid) and "sleep 99" in line for line in lines[1:]), \
+        table.describe()

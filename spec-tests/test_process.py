@@ -3,7 +3,9 @@ rlimits, capabilities, noNewPrivileges, oomScoreAdj, signal state, seccomp and L
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -88,6 +90,22 @@ def test_umask(ctr: Containers) -> None:
     assert ctr.output(b).strip() == "0027"
 
 
+@pytest.mark.needs_probe
+def test_umask_default_0022(ctr: Containers, probe: str) -> None:
+    """Without process.user.umask a container started the usual way (caller umask 0022) runs
+    with 0022: new files come out 0644 and new directories 0755."""
+    b = ctr.bundle(["sh", "-c", f"umask; {probe} umask; touch /tmp/f; mkdir /tmp/d; "
+                                "stat -c %a /tmp/f /tmp/d"])
+    b.mount(destination="/tmp", type="tmpfs", source="tmpfs", options=["size=1m", "mode=1777"])
+    assert "umask" not in b.process["user"]
+    created = ctr.create(b, preexec=lambda: os.umask(0o022))
+    ctr.start(created.id)
+    ctr.wait_stopped(created.id)
+    assert (b.path / f"{created.id}.stderr").read_text() == ""
+    assert (b.path / f"{created.id}.stdout").read_text().split() == [
+        "0022", "0022", "644", "755"]
+
+
 # --------------------------------------------------------------------------------------------
 # rlimits
 # --------------------------------------------------------------------------------------------
@@ -153,6 +171,22 @@ def test_capabilities_none(ctr: Containers) -> None:
     assert got == {"CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapBnd": 0, "CapAmb": 0}
 
 
+def test_capabilities_only_net_bind_service(ctr: Containers) -> None:
+    """A root process given only CAP_NET_BIND_SERVICE has exactly that bit everywhere (the
+    default set's other capabilities are gone) and cannot do what the others allow."""
+    b = ctr.bundle(["sh", "-c", "grep ^Cap /proc/self/status; touch /tmp/f; "
+                                "{ chown 1000 /tmp/f; } 2>&1; echo chown=$?"])
+    b.mount(destination="/tmp", type="tmpfs", source="tmpfs", options=["size=1m"])
+    only = ["CAP_NET_BIND_SERVICE"]
+    b.process["capabilities"] = {k: list(only) for k in ("bounding", "effective", "permitted")}
+    out = ctr.output(b)
+    got = caps(parse_status(out))
+    m = cap_mask(only)
+    assert m == 1 << 10
+    assert got == {"CapInh": 0, "CapPrm": m, "CapEff": m, "CapBnd": m, "CapAmb": 0}, out
+    assert "Operation not permitted" in out and "chown=1" in out, out
+
+
 def test_capability_really_dropped(ctr: Containers) -> None:
     """Without CAP_CHOWN, root cannot give its file away."""
     b = ctr.bundle(["sh", "-c", "touch /tmp/f; { chown 1000 /tmp/f; } 2>&1; echo rc=$?"])
@@ -182,9 +216,25 @@ def test_oom_score_adj(ctr: Containers) -> None:
     assert ctr.output(b).strip() == "500"
 
 
+def _all_signals_default() -> None:
+    """Every signal's disposition to SIG_DFL, 32 and 33 included (libc refuses those, so
+    rt_sigaction is called directly): the test alone decides what the runtime inherits."""
+    nr = {"x86_64": 13, "aarch64": 134}[os.uname().machine]
+    libc = ctypes.CDLL(None, use_errno=True)
+    act = ctypes.create_string_buffer(32)  # SIG_DFL, no flags, empty mask
+    for sig in range(1, 65):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            libc.syscall(nr, sig, act, None, 8)
+
+
 def _container_status_with_caller_state(ctr: Containers, setup) -> dict[str, str]:
     b = ctr.bundle(["cat", "/proc/self/status"])
-    created = ctr.create(b, preexec=setup)
+
+    def caller_state() -> None:
+        _all_signals_default()
+        setup()
+
+    created = ctr.create(b, preexec=caller_state)
     ctr.start(created.id)
     ctr.wait_stopped(created.id)
     return parse_status((b.path / f"{created.id}.stdout").read_text())

@@ -11,6 +11,8 @@
  *   probe winsize        "<rows> <cols>" of the terminal on fd 0
  *   probe ids            "uid r e s", "gid r e s", "groups g1 g2 ..."
  *   probe sockname <fd>  "<family> <path>" of a socket fd (unix sockets)
+ *   probe keyring        the serial number of the session keyring (decimal)
+ *   probe alloc <MiB>    allocate and touch MiB mebibytes, then print "allocated <MiB>"
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -24,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -154,10 +157,41 @@ static int cmd_sockname(const char *arg)
     return 0;
 }
 
+static int cmd_keyring(void)
+{
+    /* keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, create = 0) */
+    long id = syscall(SYS_keyctl, 0, -3, 0);
+    if (id < 0) {
+        perror("keyctl");
+        return 1;
+    }
+    printf("%ld\n", id);
+    return 0;
+}
+
+static int cmd_alloc(const char *arg)
+{
+    long mib = atol(arg);
+    const size_t chunk = 1024 * 1024;
+    for (long i = 0; i < mib; i++) {
+        volatile char *p = malloc(chunk);
+        if (p == NULL) {
+            perror("malloc");
+            return 1;
+        }
+        /* touch every page so that it is really charged */
+        for (size_t off = 0; off < chunk; off += 4096)
+            p[off] = (char)(i + 1);
+    }
+    printf("allocated %ld\n", mib);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: probe fds|rlimits|umask|winsize|ids|sockname FD\n");
+        fprintf(stderr,
+                "usage: probe fds|rlimits|umask|winsize|ids|sockname FD|keyring|alloc MIB\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -173,6 +207,10 @@ int main(int argc, char **argv)
         return cmd_ids();
     if (strcmp(cmd, "sockname") == 0 && argc > 2)
         return cmd_sockname(argv[2]);
+    if (strcmp(cmd, "keyring") == 0)
+        return cmd_keyring();
+    if (strcmp(cmd, "alloc") == 0 && argc > 2)
+        return cmd_alloc(argv[2]);
     fprintf(stderr, "probe: unknown command %s\n", cmd);
     return 2;
 }
