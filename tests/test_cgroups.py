@@ -177,3 +177,41 @@ def test_systemd_driver_without_systemd_is_a_clear_error(tmp_path: Path) -> None
     assert res.stderr == ("ocirt: systemd cgroup driver requested (--systemd-cgroup), but systemd "
                           "is not running on this host\n")
     assert not (tmp_path / "state" / "t1").exists()
+
+
+@pytest.mark.skipif(UNIFIED is None, reason="no cgroup2 hierarchy mounted on this host")
+@pytest.mark.parametrize("rules, expect", [
+    # the config's own rules, then the defaults (as create applies them)
+    ([{"allow": False, "type": "c", "major": 1, "minor": 9, "access": "rwm"}],
+     {"urandom_r": 1, "null_w": 0, "zero_r": 0}),
+    ([{"allow": False, "access": "rwm"}], {"urandom_r": 0, "null_w": 0, "kmsg_r": 1}),
+    ([{"allow": False, "access": "rwm"},
+      {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "r"}],
+     {"full_w": 1, "full_r": 0, "null_w": 0}),
+    ([{"allow": False, "access": "rwm"},
+      {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+      {"allow": False, "type": "c", "major": 1, "minor": 7, "access": "w"}],
+     {"full_w": 1, "full_r": 0}),
+])
+def test_v2_device_program(rules: list[dict[str, object]], expect: dict[str, int]) -> None:
+    """The eBPF device program on the real unified hierarchy: a process in the cgroup gets
+    the same answers cgroup v1 would give (0: allowed, 1: refused)."""
+    from ocirt.cgroups import devices_bpf
+
+    assert UNIFIED is not None
+    path = os.path.join(UNIFIED.mountpoint, f"ocirt-test-devices-{os.getpid()}")
+    os.makedirs(path)
+    checks = {"urandom_r": "true </dev/urandom", "zero_r": "true </dev/zero",
+              "full_r": "true </dev/full", "kmsg_r": "true </dev/kmsg",
+              "null_w": "true >/dev/null", "full_w": "true >/dev/full"}
+    try:
+        devices_bpf.apply(path, [*rules, *resources.default_device_rules(rules)])
+        script = f"echo $$ > {path}/cgroup.procs; " + "; ".join(
+            f"{{ {checks[name]}; }} 2>/dev/null; case $? in 0) echo {name}=0;; "
+            f"*) echo {name}=1;; esac" for name in expect)
+        out = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                             timeout=10).stdout
+        got = dict(line.split("=") for line in out.split())
+        assert {k: int(v) for k, v in got.items()} == expect
+    finally:
+        os.rmdir(path)

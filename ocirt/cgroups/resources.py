@@ -253,6 +253,12 @@ def apply(paths: dict[str, str], r: dict[str, Any], v2_mount: str | None = None)
     if not r:
         return
     writes = writes_for(paths, r)
+    v1 = any(key != detect.UNIFIED for key in paths)
+    if r.get("devices") is not None and not v1 and detect.UNIFIED in paths:
+        from . import devices_bpf  # cgroup v2 has no devices controller: an eBPF program
+
+        devices_bpf.apply(paths[detect.UNIFIED],
+                          [*r["devices"], *default_device_rules(r["devices"])])
     if detect.UNIFIED in paths and any(w.key == detect.UNIFIED for w in writes):
         mount = v2_mount or _mount_of(paths[detect.UNIFIED])
         if mount:
