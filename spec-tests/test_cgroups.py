@@ -371,3 +371,21 @@ def test_update_pids_limit_enforced(ctr: Containers) -> None:
     ctr.wait_stopped(b.id, timeout=20)
     out = (b.path / f"{b.id}.stdout").read_text() + (b.path / f"{b.id}.stderr").read_text()
     assert "can't fork" in out or "Resource temporarily unavailable" in out, out
+
+
+@pytest.mark.skipif(not V1, reason="host is not on cgroup v1")
+def test_update_memory_below_usage_fails(ctr: Containers) -> None:
+    """memory.checkBeforeUpdate: a new limit below what the container uses is refused (20 MiB
+    held in a tmpfs file against a 4 MiB limit) and the old limit stays."""
+    b = ctr.bundle(["sh", "-c", "head -c 20971520 /dev/zero > /tmp/hold && echo held; "
+                                "sleep 100"])
+    b.mount(destination="/tmp", type="tmpfs", source="tmpfs")
+    b.linux["resources"] = {"memory": {"limit": 256 * 1024 * 1024}}
+    ctr.create(b)
+    ctr.start(b.id)
+    wait_for_file_text(b.path / f"{b.id}.stdout", "held")
+    res = ctr.rt("update", "--resources=-", b.id,
+                 input='{"memory": {"limit": 4194304, "checkBeforeUpdate": true}}')
+    assert res.returncode != 0
+    assert "limit" in res.stderr and "Traceback" not in res.stderr, res.describe()
+    assert read_cg(ctr, b.id, "memory", "memory.limit_in_bytes") == str(256 * 1024 * 1024)

@@ -156,6 +156,14 @@ def test_systemd_paths() -> None:
     assert systemd.cgroup_path("kubepods-besteffort.slice:cri-containerd:id1", "x") == \
         "/kubepods.slice/kubepods-besteffort.slice/cri-containerd-id1.scope"
     assert systemd.cgroup_path("", "c1") == "/system.slice/ocirt-c1.scope"
+    args = systemd.start_args("machine.slice", "libpod-abc.scope", 42, "abc")
+    assert args[:6] == ["call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                        "org.freedesktop.systemd1.Manager", "StartTransientUnit",
+                        "ssa(sv)a(sa(sv))"]
+    props = args[8:-1]
+    assert args[6:8] == ["libpod-abc.scope", "replace"] and args[-1] == "0"
+    assert props[0] == "5" and props[1:5] == ["PIDs", "au", "1", "42"]
+    assert props[5:8] == ["Slice", "s", "machine.slice"] and "Delegate" in props
     with pytest.raises(ConfigError, match="slice:prefix:name"):
         systemd.cgroup_path("/plain/path", "c1")
     with pytest.raises(ConfigError, match="invalid systemd slice"):

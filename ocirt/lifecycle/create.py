@@ -172,7 +172,8 @@ def create(store: Store, container_id: str, opts: Options) -> State:
             spec=spec, rootfs=rootfs, bundle=opts.bundle, cgroup_paths=manager.paths,
             hooks=hook_json, fifo_fd=fifo_fd, console_fd=console_fd, keep_fds=keep_fds,
             extra_env=extra_env, no_pivot=opts.no_pivot, new_keyring=not opts.no_new_keyring,
-            lsms=lsms, seccomp=_seccomp(spec))
+            lsms=lsms, seccomp=_seccomp(spec), container_id=container_id,
+            systemd_cgroup=opts.systemd_cgroup)
 
         def runtime_hooks(pid: int) -> str:
             """The init has its mounts and devices: limit it, then run the runtime's hooks."""
@@ -215,7 +216,7 @@ def create(store: Store, container_id: str, opts: Options) -> State:
             ch.close()
         return state
     except BaseException:
-        _undo(cdir, manager, init_pid, hook_json, container_id, opts.bundle, spec)
+        _undo(cdir, manager, init_pid, hook_json, container_id, opts, spec)
         raise
     finally:
         cdir.unlock()
@@ -243,12 +244,19 @@ def _host_id(mappings: list[spec_mod.IDMapping]) -> int:
 
 
 def _undo(cdir: ContainerDir, manager: Manager | None, init_pid: int,
-          hook_json: dict[str, list[dict[str, object]]], container_id: str, bundle: str,
+          hook_json: dict[str, list[dict[str, object]]], container_id: str, opts: Options,
           spec: spec_mod.Spec) -> None:
-    """Leave nothing behind: the init, its cgroups, the state dir; poststop hooks if it ran."""
+    """Leave nothing behind: the init, its cgroups (and scope), the state dir; poststop hooks
+    if the init ran."""
     kill_and_wait(init_pid)
+    bundle = opts.bundle
     if manager is not None:
         manager.signal_all(9)
+        if opts.systemd_cgroup:
+            from ..cgroups import systemd
+
+            if systemd.systemd_running():
+                systemd.stop_scope(spec.linux.cgroups_path, container_id)
         try:
             manager.destroy()
         except OcirtError:

@@ -56,6 +56,11 @@ def destroy(cdir: ContainerDir, state: State, manager: Manager,
             warn: Callable[[str], None] | None = None) -> None:
     """Remove the cgroups and the state dir, then run the poststop hooks (failures only warn)."""
     manager.signal_all(9)
+    if state.systemd_cgroup:
+        from ..cgroups import systemd
+
+        if systemd.systemd_running():
+            systemd.stop_scope(state.cgroups_path, state.id)
     try:
         manager.destroy()
     except OcirtError as exc:

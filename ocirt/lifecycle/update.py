@@ -5,12 +5,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..cgroups.resources import apply
-from ..errors import StatusError
+from ..errors import ConfigError, StatusError
 from ..state import Store
 from . import status as st
 
 if TYPE_CHECKING:
     from typing import Any
+
+
+def _check_memory(paths: dict[str, str], resources: dict[str, Any]) -> None:
+    """memory.checkBeforeUpdate: refuse a limit below what the container already uses."""
+    memory = resources.get("memory") or {}
+    limit = memory.get("limit")
+    if not memory.get("checkBeforeUpdate") or limit is None or limit < 0:
+        return
+    from ..cgroups.stats import stats
+
+    usage = stats(paths)["memory"]["usage"]["usage"]
+    if usage > limit:
+        raise ConfigError(f"linux.resources.memory.limit: {limit} is below the current "
+                          f"usage {usage} (checkBeforeUpdate)")
 
 
 def update(store: Store, container_id: str, resources: dict[str, Any]) -> None:
@@ -20,6 +34,7 @@ def update(store: Store, container_id: str, resources: dict[str, Any]) -> None:
         state = cdir.load()
         if st.status(cdir, state) == st.STOPPED:
             raise StatusError("container not running")
+        _check_memory(state.cgroup_paths, resources)
         apply(state.cgroup_paths, resources)
     finally:
         cdir.unlock()

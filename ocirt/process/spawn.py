@@ -41,7 +41,8 @@ class InitRequest:
     def __init__(self, *, spec: Spec, rootfs: str, bundle: str, cgroup_paths: dict[str, str],
                  hooks: dict[str, list[dict[str, Any]]], fifo_fd: int, console_fd: int,
                  keep_fds: int, extra_env: list[str], no_pivot: bool, new_keyring: bool,
-                 lsms: frozenset[str], seccomp: Filter | None = None) -> None:
+                 lsms: frozenset[str], seccomp: Filter | None = None,
+                 container_id: str = "", systemd_cgroup: bool = False) -> None:
         self.spec = spec
         self.rootfs = rootfs
         self.bundle = bundle
@@ -55,6 +56,8 @@ class InitRequest:
         self.new_keyring = new_keyring
         self.lsms = lsms
         self.seccomp = seccomp
+        self.container_id = container_id
+        self.systemd_cgroup = systemd_cgroup  # start a systemd scope for the container
         linux = spec.linux
         self.userns = linux.namespace("user") is not None
         cgroupns = linux.namespace("cgroup")
@@ -112,7 +115,7 @@ def preload(req: InitRequest) -> None:
         import prctl  # noqa: F401
     if (process is not None and process.terminal) or req.seccomp is not None:
         import socket  # noqa: F401
-    if req.hooks.get("createContainer") or req.hooks.get("startContainer"):
+    if req.systemd_cgroup or req.hooks.get("createContainer") or req.hooks.get("startContainer"):
         import subprocess  # noqa: F401
 
 
@@ -188,6 +191,10 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int])
                                      *ns_fds.values()})
     from ..cgroups.fs import Manager
 
+    if req.systemd_cgroup:
+        from ..cgroups import systemd
+
+        systemd.start_scope(req.spec.linux.cgroups_path, req.container_id, os.getpid())
     Manager(req.cgroup_paths).add(os.getpid())
     linux = req.spec.linux
     if "user" in ns_fds:
