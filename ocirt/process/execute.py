@@ -19,7 +19,7 @@ from ..cgroups.fs import Manager
 from ..errors import ExecError, OcirtError, SysError
 from ..linux import syscalls as sc
 from . import channel, setup
-from .spawn import JOIN_ORDER, NAMESPACE_FLAGS, _close_fds_except
+from .spawn import JOIN_ORDER, NAMESPACE_FLAGS, close_fds_except
 
 if TYPE_CHECKING:
     from typing import Any
@@ -113,7 +113,7 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int])
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
-    _close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener,
+    close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener,
                                      *ns_fds.values()})
     Manager(req.cgroup_paths).add(os.getpid())
     for kind in JOIN_ORDER:

@@ -187,7 +187,7 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int])
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
-    _close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd, listener,
+    close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd, listener,
                                      *ns_fds.values()})
     from ..cgroups.fs import Manager
 
@@ -231,7 +231,7 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int])
     os._exit(0)
 
 
-def _close_fds_except(first: int, keep: set[int]) -> None:
+def close_fds_except(first: int, keep: set[int]) -> None:
     """Close every inherited fd from ``first`` on (the caller's leaks, our own state-dir lock)
     but those in ``keep``: nothing of the host may reach the container through an fd."""
     for name in os.listdir("/proc/self/fd"):
