@@ -102,8 +102,22 @@ def command_usage(name: str, module: ModuleType) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ensure_stdio() -> None:
+    """A caller may start us with fd 0, 1 or 2 closed; the next files we open must not take
+    those numbers (the container's stdio), so they get /dev/null."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open("/dev/null", os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _ensure_stdio()
     log = Log()
     try:
         values, rest = parse(GLOBAL_FLAGS, argv, stop_at_first=True)

@@ -157,6 +157,12 @@ def create(store: Store, container_id: str, opts: Options) -> State:
             systemd.require_systemd()
             cgroups_path = systemd.cgroup_path(cgroups_path, container_id)
         manager = Manager(resolve_paths(cgroups_path, container_id))
+        # Recorded before anything is made, so that a create killed half-way can be deleted:
+        # pid 0 reads as "creating", and delete then knows which cgroups to remove.
+        cdir.save(State(id=container_id, bundle=opts.bundle, rootfs=rootfs,
+                        oci_version=spec.oci_version, cgroup_paths=manager.paths,
+                        cgroups_path=spec.linux.cgroups_path,
+                        systemd_cgroup=opts.systemd_cgroup, owner=os.geteuid()))
         manager.create()
         console_fd = os.dup(opts.console_fd) if opts.console_fd >= 0 else -1
         if opts.console_socket:

@@ -35,6 +35,11 @@ def delete(store: Store, container_id: str, force: bool = False,
             raise
         current = st.status(cdir, state)
         manager = Manager(state.cgroup_paths)
+        if current == st.CREATING:
+            # We hold the lock, so the create that recorded this has died half-way.
+            manager.signal_all(9)
+            destroy(cdir, state, manager, warn)
+            return
         if current in (st.RUNNING, st.PAUSED) and not force:
             st.require("delete", current, container_id)
         if current != st.STOPPED:
