@@ -25,7 +25,7 @@ class ExecOptions:
                  user: str = "", additional_gids: list[str] | None = None,
                  caps: list[str] | None = None, no_new_privs: bool = False,
                  apparmor: str = "", process_label: str = "", preserve_fds: int = 0,
-                 ignore_paused: bool = False, cgroup: str = "") -> None:
+                 ignore_paused: bool = False, cgroup: str = "", pidfd_socket: str = "") -> None:
         self.process_file = process_file
         self.args = args or []
         self.tty = tty
@@ -43,6 +43,7 @@ class ExecOptions:
         self.preserve_fds = preserve_fds
         self.ignore_paused = ignore_paused
         self.cgroup = cgroup
+        self.pidfd_socket = pidfd_socket
 
 
 def build_process(bundle: str, opts: ExecOptions) -> Process:
@@ -158,6 +159,10 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
             os.close(filt.listener_fd)
     if opts.pid_file:
         write_atomic(opts.pid_file, str(pid).encode(), 0o644)
+    if opts.pidfd_socket:
+        from .pidfd import send_pidfd
+
+        send_pidfd(opts.pidfd_socket, pid, b"exec")
     if forwarder is None:
         return 0
     master = -1
