@@ -14,6 +14,12 @@ sys.path.insert(0, str(REPO))
 OCIRT = REPO / ".venv" / "bin" / "ocirt"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runtime", default=str(OCIRT),
+                     help="the runc-compatible runtime the engine tests plug into the engines "
+                          "(default: .venv/bin/ocirt); an absolute path")
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """A private --root for one test; fails the test if a container is left in it."""
