@@ -3,10 +3,12 @@ PYTHON      := /usr/bin/python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 APT_PACKAGES := runc busybox-static libcap-dev libseccomp2 gcc libc6-dev python3-venv python3-dev \
-                iproute2 util-linux procps
+                iproute2 util-linux procps \
+                podman conmon netavark aardvark-dns containernetworking-plugins iptables \
+                containerd docker.io skopeo umoci tmux curl
 ID          ?= ocirt-demo
 
-.PHONY: all install deps run test unit spec spec-runc lint typecheck bundles clean
+.PHONY: all install deps run test unit engines spec spec-runc lint typecheck bundles clean
 
 all: install
 
@@ -40,7 +42,10 @@ test: install
 	$(BIN)/tox
 
 unit: install
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q tests --ignore=tests/engines
+
+engines: install
+	$(BIN)/pytest -q tests/engines --runtime $(abspath $(BIN))/ocirt
 
 spec: install
 	$(BIN)/pytest -q spec-tests --runtime $(BIN)/ocirt
