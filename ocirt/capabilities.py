@@ -7,6 +7,8 @@ which python-prctl does not cover, through prctl(PR_CAP_AMBIENT) directly.
 
 from __future__ import annotations
 
+import errno
+
 from .linux import syscalls as sc
 from .spec import Capabilities
 
@@ -64,7 +66,14 @@ def apply(caps: Capabilities) -> None:
     _set_unnamed(eff, perm, inh, known, top)
     sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
     for cap in sorted(numbers(caps.ambient, top)):
-        sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap)
+        # An ambient capability must be permitted and inheritable, or raising it fails with
+        # EPERM; runc only warns about that, and buildah's RUN steps list ambient capabilities
+        # with an empty inheritable set: skip it, as runc ends up doing.
+        try:
+            sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap)
+        except OSError as exc:
+            if exc.errno != errno.EPERM:
+                raise
 
 
 def _set_unnamed(eff: set[int], perm: set[int], inh: set[int], known: set[int], top: int) -> None:

@@ -9,6 +9,7 @@ once it is inside the container.
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 from typing import TYPE_CHECKING
@@ -128,22 +129,45 @@ def flags_of(profile: dict[str, Any]) -> int:
 
 def compile_bpf(profile: dict[str, Any]) -> bytes:
     """The profile as a classic BPF program. Syscalls this libseccomp does not know, and rules
-    whose action is the default one, are skipped, as runc does."""
+    whose action is the default one, are skipped, as runc does.
+
+    Each architecture gets its own filter, merged at the end: on x86 libseccomp rewrites socket
+    rules for socketcall(2), where two rules runc accepts (podman's ``socket`` rules without
+    CAP_AUDIT_WRITE) collide with EEXIST; such a rule is dropped for that compat architecture
+    only, never for the native one."""
     import tempfile
 
     import pyseccomp as ps
 
     default = _action(profile["defaultAction"], profile.get("defaultErrnoRet"),
                       "linux.seccomp.defaultAction")
-    filt = ps.SyscallFilter(default)
-    filt.set_attr(ps.Attr.CTL_NNP, 0)  # the runtime decides no_new_privs
+    native = ps.system_arch()
+    arches = [native]
     for arch in profile.get("architectures") or []:
         if arch not in ARCHES:
             raise ConfigError(f"linux.seccomp.architectures: unknown architecture {arch!r}")
-        try:
-            filt.add_arch(getattr(ps.Arch, ARCHES[arch]))
-        except FileExistsError:
-            pass
+        if getattr(ps.Arch, ARCHES[arch]) not in arches:
+            arches.append(getattr(ps.Arch, ARCHES[arch]))
+    filters = []
+    for arch in arches:
+        one = ps.SyscallFilter(default)
+        one.set_attr(ps.Attr.CTL_NNP, 0)  # the runtime decides no_new_privs
+        if arch != native:
+            one.add_arch(arch)
+            one.remove_arch(ps.Arch.NATIVE)
+        _add_rules(ps, one, profile, default, compat=arch != native)
+        filters.append(one)
+    filt = filters[0]
+    for one in filters[1:]:
+        filt.merge(one)
+    with tempfile.TemporaryFile() as f:
+        filt.export_bpf(f)
+        f.seek(0)
+        return f.read()
+
+
+def _add_rules(ps: Any, filt: Any, profile: dict[str, Any], default: int, compat: bool) -> None:
+    """Add the profile's rules to ``filt`` (one architecture)."""
     for i, rule in enumerate(profile.get("syscalls") or []):
         where = f"linux.seccomp.syscalls[{i}]"
         action = _action(rule["action"], rule.get("errnoRet"), where)
@@ -165,11 +189,9 @@ def compile_bpf(profile: dict[str, Any]) -> bytes:
                 try:
                     filt.add_rule(action, name, *group)
                 except OSError as exc:
+                    if compat and exc.errno == errno.EEXIST:
+                        continue
                     raise SysError(f"{where}: add rule for {name}", exc.errno or 0) from None
-    with tempfile.TemporaryFile() as f:
-        filt.export_bpf(f)
-        f.seek(0)
-        return f.read()
 
 
 def cache_dir() -> str:

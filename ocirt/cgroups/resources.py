@@ -59,16 +59,20 @@ def _device_rule(rule: dict[str, Any]) -> str:
             f"{'*' if minor is None or minor < 0 else minor} {access}")
 
 
-def v1_writes(r: dict[str, Any]) -> list[Write]:
+def v1_writes(r: dict[str, Any], current_limit: int | None = None) -> list[Write]:
+    """The v1 writes; ``current_limit`` is the cgroup's memory.limit_in_bytes now (unknown:
+    taken as the new limit, so a swap limit above it is written first)."""
     out: list[Write] = []
 
     def add(ctrl: str, file: str, value: object, field: str) -> None:
         out.append(Write(ctrl, file, str(value), f"linux.resources.{field}"))
 
     mem = r.get("memory") or {}
-    # memory+swap must never be below the memory limit while both change: raise the larger first.
+    # memory+swap must never be below the memory limit while both change: as runc, write
+    # memsw first only when the current limit is already below it (a new cgroup's is unlimited).
     limit, swap = mem.get("limit"), mem.get("swap")
-    if swap is not None and limit is not None and (swap == -1 or swap > limit):
+    if swap is not None and limit is not None and (
+            swap == -1 or (limit if current_limit is None else current_limit) < swap):
         add("memory", "memory.memsw.limit_in_bytes", swap, "memory.swap")
         add("memory", "memory.limit_in_bytes", limit, "memory.limit")
     else:
@@ -85,13 +89,15 @@ def v1_writes(r: dict[str, Any]) -> list[Write]:
     if mem.get("disableOOMKiller"):
         add("memory", "memory.oom_control", 1, "memory.disableOOMKiller")
     cpu = r.get("cpu") or {}
+    # as runc, 0 leaves these unchanged (dockerd's update sends period and quota 0 when unset)
+    zero_is_unset = {"shares", "period", "quota", "realtimePeriod", "realtimeRuntime"}
     for key, ctrl, file in (("shares", "cpu", "cpu.shares"), ("period", "cpu", "cpu.cfs_period_us"),
                             ("quota", "cpu", "cpu.cfs_quota_us"), ("burst", "cpu", "cpu.cfs_burst_us"),
                             ("realtimePeriod", "cpu", "cpu.rt_period_us"),
                             ("realtimeRuntime", "cpu", "cpu.rt_runtime_us"),
                             ("idle", "cpu", "cpu.idle"),
                             ("cpus", "cpuset", "cpuset.cpus"), ("mems", "cpuset", "cpuset.mems")):
-        if cpu.get(key) not in (None, ""):
+        if cpu.get(key) not in (None, "") and not (cpu[key] == 0 and key in zero_is_unset):
             add(ctrl, file, cpu[key], f"cpu.{key}")
     pids = r.get("pids") or {}
     if pids.get("limit") is not None:
@@ -225,7 +231,7 @@ def writes_for(paths: dict[str, str], r: dict[str, Any]) -> list[Write]:
     """The writes for this host: v1 controllers where mounted, v2 otherwise (pure v2 host)."""
     v1_keys = {c for key in paths if key != detect.UNIFIED for c in key.split(",")}
     if v1_keys:
-        writes = v1_writes(r)
+        writes = v1_writes(r, _current_memory_limit(paths))
         if r.get("unified"):
             if detect.UNIFIED not in paths:
                 raise ConfigError("linux.resources.unified: needs cgroup v2")
@@ -236,6 +242,18 @@ def writes_for(paths: dict[str, str], r: dict[str, Any]) -> list[Write]:
             writes += v2_writes({"hugepageLimits": r["hugepageLimits"]})
         return writes
     return v2_writes(r)
+
+
+def _current_memory_limit(paths: dict[str, str]) -> int | None:
+    """The v1 memory cgroup's limit now, None when there is none to read."""
+    directory = controller_path(paths, "memory")
+    if directory is None:
+        return None
+    try:
+        with open(os.path.join(directory, "memory.limit_in_bytes")) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
 
 
 def controller_path(paths: dict[str, str], key: str) -> str | None:

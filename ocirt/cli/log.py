@@ -23,6 +23,17 @@ class Log:
         self.path = path
         self.fmt = fmt
         self.debug_enabled = debug
+        if path:
+            self._create()
+
+    def _create(self) -> None:
+        """Create the file up front, as runc does: containerd opens it after any failed command
+        and, when it is missing, reports "unable to retrieve OCI runtime error" instead."""
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                             0o644))
+        except OSError:
+            pass
 
     def _write(self, level: str, msg: str) -> None:
         if self.fmt == "json":
