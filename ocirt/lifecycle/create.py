@@ -11,7 +11,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from .. import hooks
+from .. import faults, hooks
 from .. import spec as spec_mod
 from ..cgroups.fs import Manager, resolve_paths
 from ..errors import ConfigError, ExistsError, OcirtError, SysError
@@ -145,6 +145,7 @@ def create(store: Store, container_id: str, opts: Options) -> State:
     except OSError as exc:
         raise SysError(f"mkdir {cdir.path}", exc.errno or 0) from None
     cdir.lock()
+    faults.step("create:state-dir")
     manager: Manager | None = None
     init_pid = 0
     hook_json = {kind: hooks.to_json(entries) for kind, entries in spec.hooks.items()}
@@ -164,6 +165,7 @@ def create(store: Store, container_id: str, opts: Options) -> State:
                         cgroups_path=spec.linux.cgroups_path,
                         systemd_cgroup=opts.systemd_cgroup, owner=os.geteuid()))
         manager.create()
+        faults.step("create:cgroups")
         console_fd = os.dup(opts.console_fd) if opts.console_fd >= 0 else -1
         if opts.console_socket:
             from .. import console
@@ -196,6 +198,7 @@ def create(store: Store, container_id: str, opts: Options) -> State:
             return state.decode()
 
         init_pid, ch = spawn(request, runtime_hooks)
+        faults.step("create:spawned")
         os.close(fifo_fd)
         if request.seccomp is not None and request.seccomp.listener_fd >= 0:
             os.close(request.seccomp.listener_fd)
@@ -215,8 +218,10 @@ def create(store: Store, container_id: str, opts: Options) -> State:
                 hooks={k: v for k, v in hook_json.items() if k in ("poststart", "poststop")},
                 owner=os.geteuid(), seccomp=spec.linux.seccomp)
             cdir.save(state)
+            faults.step("create:state-saved")
             if opts.pid_file:
                 write_atomic(opts.pid_file, str(init_pid).encode(), 0o644)
+            faults.step("create:pid-file")
             ch.send(channel.COMMITTED)
         finally:
             ch.close()

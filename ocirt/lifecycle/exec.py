@@ -6,6 +6,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
+from .. import faults
 from .. import spec as spec_mod
 from ..errors import ConfigError, ExecError, OcirtError
 from ..linux import syscalls as sc
@@ -157,6 +158,7 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
             os.close(console_fd)
         if filt is not None and filt.listener_fd >= 0:
             os.close(filt.listener_fd)
+    faults.step("exec:spawned")
     if opts.pid_file:
         write_atomic(opts.pid_file, str(pid).encode(), 0o644)
     if opts.pidfd_socket:

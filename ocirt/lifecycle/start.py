@@ -6,7 +6,7 @@ import os
 import select
 from typing import TYPE_CHECKING
 
-from .. import hooks
+from .. import faults, hooks
 from ..errors import OcirtError, SysError
 from ..linux import syscalls as sc
 from ..state import State, Store
@@ -23,6 +23,7 @@ def start(store: Store, container_id: str, warn: Callable[[str], None] | None = 
         state = cdir.load()
         st.require("start", st.status(cdir, state), container_id)
         _release(cdir.fifo, state.pid)
+        faults.step("start:released")
         try:
             os.unlink(cdir.fifo)
         except FileNotFoundError:
