@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from . import SPEC_VERSION
+
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
+if TYPE_CHECKING:
+    from typing import Any
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 _MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",

@@ -6,12 +6,14 @@ report, so nothing is listed here that does not work.
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import SPEC_VERSION, __version__
 from .capabilities import NAMES, last_cap
 from .linux.mounts import _FLAGS, PROPAGATION
 from .spec import HOOK_KINDS, NAMESPACE_TYPES
+
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _seccomp() -> dict[str, Any]:

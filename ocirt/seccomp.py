@@ -12,11 +12,11 @@ import ctypes
 import errno
 import json
 import os
-from typing import TYPE_CHECKING
 
 from .errors import ConfigError, SysError
 from .state import write_atomic
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from typing import Any
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from . import detect
 from .resources import controller_path
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from typing import Any
 

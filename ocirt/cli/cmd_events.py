@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import UsageError
 from .flags import BOOL, STR, Flag
 from .main import Context, require_args
+
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
+if TYPE_CHECKING:
+    from typing import Any
 
 ARGS = "<container-id>"
 FLAGS = [

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import ExecError, OcirtError, UsageError
 from .flags import BOOL, INT, LIST, STR, Flag
 from .main import Context
+
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
+if TYPE_CHECKING:
+    from typing import Any
 
 ARGS = "<container-id> <command> [command options]  || -p process.json <container-id>"
 STOP_AT_POSITIONAL = True

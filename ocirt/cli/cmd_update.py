@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from ..errors import ConfigError, UsageError
 from .flags import STR, Flag
 from .main import Context, require_args
+
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
+if TYPE_CHECKING:
+    from typing import Any
 
 ARGS = "<container-id>"
 # flag -> (section, key, kind): "bytes" accepts 64m/1g suffixes, "int" a number, "str" as is.

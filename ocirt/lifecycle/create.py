@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 from .. import faults, hooks
 from .. import spec as spec_mod
@@ -21,6 +20,7 @@ from ..process.spawn import InitRequest, kill_and_wait, spawn
 from ..state import ContainerDir, State, Store, write_atomic
 from .status import CREATING
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from ..seccomp import Filter
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .. import faults, hooks
 from ..cgroups.fs import Manager
 from ..errors import NotExistError, OcirtError, StatusError
@@ -12,6 +10,7 @@ from ..process.spawn import kill_and_wait
 from ..state import ContainerDir, State, Store
 from . import status as st
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from collections.abc import Callable
 

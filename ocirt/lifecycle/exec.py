@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
 
 from .. import faults
 from .. import spec as spec_mod
@@ -15,6 +14,7 @@ from ..state import Store, write_atomic
 from . import query
 from . import status as st
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from ..spec import Process
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..errors import NotExistError
 from ..state import ContainerDir, State, Store
 from . import status as st
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from typing import Any
 

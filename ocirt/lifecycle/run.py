@@ -4,7 +4,6 @@ relay its terminal, exit with its status, and delete the container unless ``keep
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from ..linux import syscalls as sc
 from . import create as create_mod
@@ -12,6 +11,7 @@ from .delete import delete
 from .foreground import Forwarder
 from .start import start
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import select
-from typing import TYPE_CHECKING
 
 from .. import faults, hooks
 from ..errors import OcirtError, SysError
@@ -12,6 +11,7 @@ from ..linux import syscalls as sc
 from ..state import State, Store
 from . import status as st
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from collections.abc import Callable
 

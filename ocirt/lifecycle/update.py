@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..cgroups.resources import apply
 from ..errors import ConfigError, StatusError
 from ..state import Store
 from . import status as st
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from typing import Any
 

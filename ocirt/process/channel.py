@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import TYPE_CHECKING
 
 from .. import errors
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

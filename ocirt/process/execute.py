@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import TYPE_CHECKING
 
 from ..cgroups.fs import Manager
 from ..errors import ExecError, OcirtError, SysError
@@ -21,6 +20,7 @@ from ..linux import syscalls as sc
 from . import channel, setup
 from .spawn import JOIN_ORDER, NAMESPACE_FLAGS, close_fds_except
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from typing import Any
 

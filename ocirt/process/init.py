@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-from typing import TYPE_CHECKING, NoReturn
 
 from .. import hooks, rootfs
 from ..errors import ConfigError, OcirtError, SysError
 from ..linux import syscalls as sc
 from . import channel, setup
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import NoReturn
 
     from .spawn import InitRequest
 

@@ -11,15 +11,16 @@ import resource
 import signal
 import stat
 import termios
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import capabilities, console, seccomp
 from ..errors import ConfigError, ExecError, SysError, strerror
 from ..linux import syscalls as sc
 from ..linux.mounts import make_in_root
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any, NoReturn
 
     from ..spec import Process
 

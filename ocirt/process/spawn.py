@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import TYPE_CHECKING
 
 from ..errors import OcirtError, SysError
 from ..linux import syscalls as sc
 from . import channel
 
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
