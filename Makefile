@@ -5,7 +5,7 @@ BIN         := $(VENV)/bin
 APT_PACKAGES := runc busybox-static libcap-dev libseccomp2 gcc libc6-dev python3-venv python3-dev \
                 iproute2 util-linux procps \
                 podman conmon netavark aardvark-dns containernetworking-plugins iptables \
-                containerd docker.io skopeo umoci tmux curl
+                containerd docker.io skopeo umoci tmux curl docker-registry apache2-utils
 ID          ?= ocirt-demo
 
 .PHONY: all install deps run test unit engines spec spec-runc lint typecheck bundles clean
@@ -61,3 +61,8 @@ typecheck: install
 
 clean:
 	rm -rf $(VENV) .tox bundles/*/rootfs
+
+# ocirt vs runc vs crun, side by side (needs root; ~1 min). Quicker: make bench ARGS=--quick
+.PHONY: bench
+bench: install
+	$(BIN)/python bench/compare.py $(ARGS)
