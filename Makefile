@@ -5,7 +5,7 @@ BIN         := $(VENV)/bin
 APT_PACKAGES := runc busybox-static libcap-dev libseccomp2 gcc libc6-dev python3-venv python3-dev \
                 iproute2 util-linux procps \
                 podman conmon netavark aardvark-dns containernetworking-plugins iptables \
-                containerd docker.io skopeo umoci tmux curl docker-registry apache2-utils
+                containerd docker.io skopeo umoci tmux curl docker-registry apache2-utils crun
 ID          ?= ocirt-demo
 
 .PHONY: all install deps run test unit engines spec spec-runc lint typecheck bundles clean
