@@ -1,0 +1,64 @@
+"""The ``ocish`` command line: argument parsing, dispatch and error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+from typing import NoReturn
+
+from ..errors import OcishError
+from . import imagecmds, misc
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one ``ocish: ...`` line."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"ocish: {message} (see '{self.prog} --help')\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    p = _Parser(prog="ocish", description="A Docker-style engine driving a runc-compatible "
+                "runtime through its command line.")
+    p.add_argument("--root", default=None,
+                   help="storage root (default: $OCISH_ROOT or /var/lib/ocish)")
+    p.add_argument("--runtime", default=None, help="the runtime binary (default: ocirt)")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    misc.register(sub)
+    imagecmds.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ocish command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.version:
+        args.command, args.func = "version", misc.cmd_version
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except OcishError as exc:
+        sys.stderr.write(f"ocish: {exc}\n")
+    except KeyboardInterrupt:
+        sys.stderr.write("ocish: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except sqlite3.Error as exc:
+        sys.stderr.write(f"ocish: database: {exc}\n")
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"ocish: {exc.strerror or exc}{where}\n")
+    except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
+        if os.environ.get("OCISH_DEBUG"):
+            raise
+        sys.stderr.write(f"ocish: internal error: {type(exc).__name__}: {exc}\n")
+    return 1

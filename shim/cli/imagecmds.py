@@ -1,0 +1,210 @@
+"""Image commands: pull, images (image ls), tag, rmi (image rm), image inspect."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .. import images, platforms, reference
+from ..errors import OcishError
+from ..pull import pull
+from ..registry import RegistryClient
+from ..storage import Storage, default_root
+from .output import human_size, since, table
+
+
+def _storage(args: argparse.Namespace) -> Storage:
+    return Storage(args.root or default_root())
+
+
+def _bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("true", "1", "yes"):
+        return True
+    if low in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    """Pull an image from a registry."""
+    ref = reference.parse(args.ref)
+    want = platforms.parse(args.platform) if args.platform else platforms.host()
+    creds = None
+    if args.creds:
+        user, sep, password = args.creds.partition(":")
+        if not sep or not user:
+            raise OcishError("--creds: want USER:PASSWORD")
+        creds = (user, password)
+    client = RegistryClient(ref.registry, tls_verify=args.tls_verify, creds=creds,
+                            cert_dir=args.cert_dir)
+    st = _storage(args)
+    pull(st, client, ref, want, out=None if args.quiet else sys.stdout)
+    sys.stdout.write(f"{ref}\n")
+    return 0
+
+
+def _short(image_id: str, no_trunc: bool) -> str:
+    return image_id if no_trunc else image_id.split(":", 1)[-1][:12]
+
+
+def _rows(imgs: list[images.Image]) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for img in imgs:
+        digests = dict(img.digests)
+        base = {"ID": img.id, "CreatedAt": img.created, "CreatedSince": since(img.created),
+                "Size": human_size(img.size), "Containers": "N/A", "SharedSize": "N/A",
+                "UniqueSize": "N/A", "VirtualSize": human_size(img.size)}
+        if img.tags:
+            for name, t in img.tags:
+                rows.append({**base, "Repository": reference.familiar(name), "Tag": t,
+                             "Digest": digests.get(name, "<none>"), "_name": name})
+        elif img.digests:
+            for name, d in img.digests:
+                rows.append({**base, "Repository": reference.familiar(name), "Tag": "<none>",
+                             "Digest": d, "_name": name})
+        else:
+            rows.append({**base, "Repository": "<none>", "Tag": "<none>", "Digest": "<none>",
+                         "_name": ""})
+    return rows
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    """List images."""
+    rows = _rows(images.list_images(_storage(args)))
+    if args.filter:
+        name, t = args.filter, ""
+        if name.rfind(":") > name.rfind("/"):
+            name, t = name[:name.rfind(":")], name[name.rfind(":") + 1:]
+        full = reference.parse(name).name if name else ""
+        rows = [r for r in rows if r["_name"] in (full, name) and (not t or r["Tag"] == t)]
+    if args.quiet:
+        seen: list[str] = []
+        for r in rows:
+            short = _short(r["ID"], args.no_trunc)
+            if short not in seen:
+                seen.append(short)
+        sys.stdout.write("".join(s + "\n" for s in seen))
+        return 0
+    if args.format == "json":
+        for r in rows:
+            shown = {k: v for k, v in r.items() if not k.startswith("_")}
+            shown["ID"] = _short(r["ID"], args.no_trunc)
+            sys.stdout.write(json.dumps(shown, sort_keys=True) + "\n")
+        return 0
+    if args.format not in ("table", None):
+        raise OcishError(f"--format {args.format!r}: only 'table' and 'json' are supported")
+    header = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + \
+        ["IMAGE ID", "CREATED", "SIZE"]
+    body = [[r["Repository"], r["Tag"]] + ([r["Digest"]] if args.digests else []) +
+            [_short(r["ID"], args.no_trunc), r["CreatedSince"], r["Size"]] for r in rows]
+    table(sys.stdout, header, body)
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    """Create a tag that refers to an image."""
+    images.tag(_storage(args), args.source, args.target)
+    return 0
+
+
+def cmd_rmi(args: argparse.Namespace) -> int:
+    """Remove images; blobs and snapshots nothing uses any more go with them."""
+    st = _storage(args)
+    failed = 0
+    for ref in args.refs:
+        try:
+            for line in images.remove(st, ref, force=args.force):
+                sys.stdout.write(line + "\n")
+        except OcishError as exc:
+            sys.stderr.write(f"ocish: {exc}\n")
+            failed += 1
+    return 1 if failed else 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Show an image's details as JSON."""
+    if args.format not in (None, "json"):
+        raise OcishError(f"--format {args.format!r}: only 'json' is supported")
+    st = _storage(args)
+    found: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for ref in args.refs:
+        try:
+            found.append(images.inspect(st, images.resolve(st, ref)))
+        except OcishError:
+            missing.append(ref)
+    sys.stdout.write(json.dumps(found, indent=4) + "\n")
+    if missing:
+        raise OcishError("No such image: " + ", ".join(missing))
+    return 0
+
+
+def _add_pull(sub: Any, name: str) -> None:
+    p = sub.add_parser(name, help="pull an image from a registry",
+                       description="Pull an image (REF: [REGISTRY/]REPO[:TAG|@DIGEST]).")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
+    p.add_argument("--platform", help="os/arch[/variant] (default: the host's)")
+    p.add_argument("--tls-verify", type=_bool, default=True, metavar="BOOL",
+                   help="require HTTPS and a verified certificate (default true); false "
+                        "also allows plain HTTP")
+    p.add_argument("--creds", metavar="USER:PASSWORD", help="registry credentials")
+    p.add_argument("--cert-dir", metavar="DIR", help="a dir of CA certificates (*.crt)")
+    p.set_defaults(func=cmd_pull)
+
+
+def _add_images(sub: Any, name: str) -> None:
+    p = sub.add_parser(name, help="list images", description="List images.")
+    p.add_argument("filter", nargs="?", metavar="REPOSITORY[:TAG]")
+    p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
+    p.add_argument("--digests", action="store_true", help="show digests")
+    p.add_argument("--no-trunc", action="store_true", help="full image IDs")
+    p.add_argument("--format", choices=["table", "json"], default=None,
+                   help="'table' (default) or 'json' (one object per line)")
+    p.set_defaults(func=cmd_images)
+
+
+def _add_tag(sub: Any, name: str) -> None:
+    p = sub.add_parser(name, help="create a tag TARGET that refers to SOURCE",
+                       description="Create a tag TARGET that refers to the image SOURCE.")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("target", metavar="TARGET")
+    p.set_defaults(func=cmd_tag)
+
+
+def _add_rmi(sub: Any, name: str) -> None:
+    p = sub.add_parser(name, help="remove images",
+                       description="Remove images (by name, name@digest or ID) and the blobs "
+                                   "and snapshots nothing else uses.")
+    p.add_argument("refs", nargs="+", metavar="IMAGE")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="remove an image ID even if several repositories name it")
+    p.set_defaults(func=cmd_rmi)
+
+
+def _add_inspect(sub: Any, name: str) -> None:
+    p = sub.add_parser(name, help="show images' details",
+                       description="Show the details of images as a JSON array.")
+    p.add_argument("refs", nargs="+", metavar="IMAGE")
+    p.add_argument("-f", "--format", default=None, help="'json' (the default)")
+    p.set_defaults(func=cmd_inspect)
+
+
+def register(sub: Any) -> None:
+    """Add the image commands, at top level (Docker's aliases) and under ``image``."""
+    _add_pull(sub, "pull")
+    _add_images(sub, "images")
+    _add_tag(sub, "tag")
+    _add_rmi(sub, "rmi")
+    img = sub.add_parser("image", help="manage images", description="Manage images.")
+    isub = img.add_subparsers(dest="image_command", metavar="COMMAND",
+                              parser_class=type(img))
+    _add_pull(isub, "pull")
+    _add_images(isub, "ls")
+    _add_tag(isub, "tag")
+    _add_rmi(isub, "rm")
+    _add_inspect(isub, "inspect")
+    img.set_defaults(func=lambda a: img.print_help() or 0)

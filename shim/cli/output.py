@@ -1,0 +1,75 @@
+"""Output helpers: aligned tables and Docker's human sizes and durations."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+
+def table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Left-aligned columns, three spaces apart (Docker's tabwriter layout)."""
+    widths = [max([len(header[i])] + [len(r[i]) for r in rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        out.write("   ".join(cells).rstrip() + "\n")
+
+
+def human_size(size: float) -> str:
+    """4260000 -> '4.26MB' (decimal units, three significant digits, as Docker)."""
+    i = 0
+    while size >= 1000 and i < len(_UNITS) - 1:
+        size /= 1000
+        i += 1
+    return f"{size:.3g}{_UNITS[i]}"
+
+
+def parse_time(text: str) -> float | None:
+    """An RFC 3339 time (nanoseconds allowed) -> epoch seconds, or None."""
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text or "")
+    if not m:
+        return None
+    frac = (m.group(2) or ".0")[:7]
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    try:
+        return datetime.datetime.fromisoformat(m.group(1) + frac + zone).timestamp()
+    except ValueError:
+        return None
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's HumanDuration: '5 minutes', 'About an hour', '3 weeks'."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def since(created: str) -> str:
+    """'3 days ago' for an RFC 3339 time, 'N/A' if there is none."""
+    ts = parse_time(created)
+    return "N/A" if ts is None else human_duration(time.time() - ts) + " ago"

@@ -1,0 +1,214 @@
+"""Local images: finding one by name or ID, listing, tagging, removing, inspecting, GC."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import reference
+from .db import transaction
+from .errors import OcishError
+from .storage import Storage
+
+_ID_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
+
+
+@dataclass
+class Image:
+    """One image and the names that point at it."""
+
+    id: str
+    created: str
+    os: str
+    architecture: str
+    variant: str
+    size: int
+    added: float
+    tags: list[tuple[str, str]] = field(default_factory=list)      # (name, tag)
+    digests: list[tuple[str, str]] = field(default_factory=list)   # (name, digest)
+
+
+def _load(st: Storage, image_id: str) -> Image:
+    row = st.db.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
+    if row is None:
+        raise OcishError(f"No such image: {image_id}")
+    img = Image(row["id"], row["created"], row["os"], row["architecture"], row["variant"],
+                row["size"], row["added"])
+    img.tags = [(r["name"], r["tag"]) for r in st.db.execute(
+        "SELECT name, tag FROM tags WHERE image_id = ? ORDER BY updated, name, tag", (image_id,))]
+    img.digests = [(r["name"], r["digest"]) for r in st.db.execute(
+        "SELECT name, digest FROM repo_digests WHERE image_id = ? ORDER BY name, digest",
+        (image_id,))]
+    return img
+
+
+def list_images(st: Storage) -> list[Image]:
+    """Every image, newest first."""
+    ids = [r["id"] for r in st.db.execute("SELECT id FROM images ORDER BY added DESC, id")]
+    return [_load(st, i) for i in ids]
+
+
+def resolve(st: Storage, text: str) -> str:
+    """The image ID that *text* (name[:tag], name@digest, full or short ID) names."""
+    try:
+        ref = reference.parse(text)
+    except OcishError:
+        ref = None
+    if ref is not None:
+        if ref.digest:
+            row = st.db.execute("SELECT image_id FROM repo_digests WHERE name = ? AND digest = ?",
+                                (ref.name, ref.digest)).fetchone()
+            if row is None:
+                row = st.db.execute(
+                    "SELECT m.image_id FROM manifests m JOIN repo_digests r "
+                    "ON r.manifest_digest = m.digest WHERE r.name = ? AND m.digest = ?",
+                    (ref.name, ref.digest)).fetchone()
+        else:
+            row = st.db.execute("SELECT image_id FROM tags WHERE name = ? AND tag = ?",
+                                (ref.name, ref.tag)).fetchone()
+        if row is not None:
+            return str(row["image_id"])
+    m = _ID_RE.match(text)
+    if m and (text.startswith("sha256:") or ":" not in text):
+        rows = st.db.execute("SELECT id FROM images WHERE id LIKE ?",
+                             (f"sha256:{m.group(1)}%",)).fetchall()
+        if len(rows) == 1:
+            return str(rows[0]["id"])
+        if len(rows) > 1:
+            raise OcishError(f"{text}: ambiguous image ID prefix ({len(rows)} images)")
+    raise OcishError(f"No such image: {text}")
+
+
+def get(st: Storage, text: str) -> Image:
+    """The image *text* names."""
+    return _load(st, resolve(st, text))
+
+
+def tag(st: Storage, src: str, dst: str) -> None:
+    """Point the tag *dst* at the image *src* names."""
+    target = reference.parse(dst)
+    if target.digest:
+        raise OcishError(f"{dst}: a tag cannot contain a digest")
+    with transaction(st.db) as conn:
+        image_id = resolve(st, src)
+        row = conn.execute("SELECT digest FROM manifests WHERE image_id = ? ORDER BY digest",
+                           (image_id,)).fetchone()
+        if row is None:
+            raise OcishError(f"{src}: image has no manifest")
+        conn.execute("INSERT OR REPLACE INTO tags (name, tag, manifest_digest, image_id, updated)"
+                     " VALUES (?, ?, ?, ?, strftime('%s','now'))",
+                     (target.name, target.tag, row["digest"], image_id))
+
+
+def remove(st: Storage, text: str, force: bool = False) -> list[str]:
+    """``rmi``: untag, and delete the image when nothing names it any more (then GC)."""
+    out: list[str] = []
+    with st.lock(exclusive=True):
+        with transaction(st.db) as conn:
+            image_id = resolve(st, text)
+            img = _load(st, image_id)
+            ref = None
+            try:
+                ref = reference.parse(text)
+            except OcishError:
+                pass
+            if ref is not None and not ref.digest and (ref.name, ref.tag or "") in img.tags:
+                conn.execute("DELETE FROM tags WHERE name = ? AND tag = ?", (ref.name, ref.tag))
+                img.tags.remove((ref.name, ref.tag or ""))
+                out.append(f"Untagged: {reference.familiar(ref.name)}:{ref.tag}")
+                if img.tags:
+                    return out
+            elif ref is not None and ref.digest and (ref.name, ref.digest) in img.digests:
+                conn.execute("DELETE FROM repo_digests WHERE name = ? AND digest = ?",
+                             (ref.name, ref.digest))
+                img.digests.remove((ref.name, ref.digest))
+                out.append(f"Untagged: {reference.familiar(ref.name)}@{ref.digest}")
+                if img.tags or img.digests:
+                    return out
+            elif len({n for n, _ in img.tags}) > 1 and not force:
+                raise OcishError(f"conflict: unable to delete {image_id[7:19]} (must be forced)"
+                                 " - image is referenced in multiple repositories")
+            for name, t in img.tags:
+                out.append(f"Untagged: {reference.familiar(name)}:{t}")
+            for name, d in img.digests:
+                out.append(f"Untagged: {reference.familiar(name)}@{d}")
+            conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            out.append(f"Deleted: {image_id}")
+        gc(st)
+    return out
+
+
+def gc(st: Storage) -> tuple[int, int]:
+    """Remove blobs and snapshots no image uses; the caller holds the exclusive lock.
+
+    Returns (blobs removed, snapshots removed).
+    """
+    with transaction(st.db) as conn:
+        conn.execute("DELETE FROM manifests WHERE image_id NOT IN (SELECT id FROM images)")
+        conn.execute("DELETE FROM snapshots WHERE chain_id NOT IN "
+                     "(SELECT chain_id FROM manifest_layers)")
+        keep_chains = {r[0] for r in conn.execute("SELECT chain_id FROM snapshots")}
+        keep_blobs: set[str] = set()
+        for query in ("SELECT id FROM images", "SELECT digest FROM manifests",
+                      "SELECT blob_digest FROM manifest_layers", "SELECT digest FROM repo_digests"):
+            keep_blobs.update(r[0] for r in conn.execute(query))
+    blobs = snaps = 0
+    for digest in list(st.content.digests()):
+        if digest not in keep_blobs:
+            st.content.delete(digest)
+            blobs += 1
+    for chain in st.snapshots.chain_ids():
+        if chain not in keep_chains:
+            st.snapshots.remove(chain)
+            snaps += 1
+    st.content.clean_ingest()
+    st.snapshots.clean_tmp()
+    return blobs, snaps
+
+
+def inspect(st: Storage, image_id: str) -> dict[str, Any]:
+    """Docker-like ``image inspect`` data for one image."""
+    img = _load(st, image_id)
+    config = json.loads(st.content.read(image_id))
+    layers = st.db.execute(
+        "SELECT l.chain_id FROM manifest_layers l JOIN manifests m ON m.digest = l.manifest_digest"
+        " WHERE m.image_id = ? ORDER BY m.digest, l.idx", (image_id,)).fetchall()
+    chains: list[str] = []
+    for r in layers:
+        if r[0] not in chains:
+            chains.append(r[0])
+    lowers = [st.snapshots.fs(c) for c in reversed(chains)]
+    last_tag = st.db.execute("SELECT MAX(updated) FROM tags WHERE image_id = ?",
+                             (image_id,)).fetchone()[0]
+    return {
+        "Id": img.id,
+        "RepoTags": [f"{reference.familiar(n)}:{t}" for n, t in img.tags],
+        "RepoDigests": [f"{reference.familiar(n)}@{d}" for n, d in img.digests],
+        "Parent": "",
+        "Comment": _comment(config),
+        "Created": config.get("created", ""),
+        "Author": config.get("author", ""),
+        "Config": config.get("config") or {},
+        "Architecture": config.get("architecture", ""),
+        **({"Variant": config["variant"]} if config.get("variant") else {}),
+        "Os": config.get("os", ""),
+        "Size": img.size,
+        "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": ":".join(lowers)}},
+        "RootFS": {"Type": "layers", "Layers": (config.get("rootfs") or {}).get("diff_ids", [])},
+        "Metadata": {"LastTagTime": _rfc3339(last_tag) if last_tag else ""},
+    }
+
+
+def _comment(config: dict[str, Any]) -> str:
+    history = config.get("history") or []
+    return str(history[-1].get("comment", "")) if history and isinstance(history[-1], dict) \
+        else ""
+
+
+def _rfc3339(ts: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(float(ts), datetime.UTC).isoformat().replace(
+        "+00:00", "Z")

@@ -1,0 +1,214 @@
+"""Helpers for the ocish tests: a real docker-registry on 127.0.0.1 and busybox images built by umoci.
+
+The registry runs with its own config and storage in a tmp dir and is stopped by pid at the
+end of the session, pass or fail. Images are pushed with skopeo.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+OCISH = REPO / ".venv" / "bin" / "ocish"
+MKROOTFS = REPO / "bundles" / "mkrootfs"
+USER, PASSWORD = "testuser", "testpass"
+
+
+def run(*cmd: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run a helper tool, failing the test with its stderr if it fails."""
+    res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=300,
+                         **kw)  # type: ignore[call-overload]
+    assert res.returncode == 0, f"{cmd}: {res.stderr}"
+    return res  # type: ignore[no-any-return]
+
+
+def ocish(root: Path, *args: str, check: bool = True, **kw: object
+          ) -> subprocess.CompletedProcess[str]:
+    """Run the installed ocish with --root ROOT."""
+    res = subprocess.run([str(OCISH), "--root", str(root), *args], capture_output=True,
+                         text=True, timeout=300, **kw)  # type: ignore[call-overload]
+    if check:
+        assert res.returncode == 0, f"ocish {args}: {res.stderr}"
+    return res  # type: ignore[no-any-return]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Registry:
+    """A running docker-registry."""
+
+    host: str
+    log: Path
+    proc: subprocess.Popen[bytes]
+    auth: tuple[str, str] | None = None
+
+    def blob_gets(self) -> int:
+        """How many blob GETs the registry has served so far."""
+        return sum(1 for line in self.log.read_text(errors="replace").splitlines()
+                   if '"GET /v2/' in line and "/blobs/" in line)
+
+    def _req(self, method: str, path: str, data: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[bytes, dict[str, str]]:
+        req = urllib.request.Request(f"http://{self.host}{path}", data=data, method=method,
+                                     headers=headers or {})
+        if self.auth:
+            raw = f"{self.auth[0]}:{self.auth[1]}".encode()
+            req.add_header("Authorization", "Basic " + base64.b64encode(raw).decode())
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.read(), dict(resp.headers)
+
+    def manifest(self, repo: str, ref: str) -> tuple[bytes, str]:
+        """A manifest's bytes and media type as stored."""
+        accept = ", ".join([
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json"])
+        body, hdrs = self._req("GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": accept})
+        return body, json.loads(body).get("mediaType") or hdrs["Content-Type"]
+
+    def put_manifest(self, repo: str, ref: str, body: bytes, media_type: str) -> None:
+        """Upload a manifest (an index, in these tests)."""
+        self._req("PUT", f"/v2/{repo}/manifests/{ref}", body, {"Content-Type": media_type})
+
+    def stop(self) -> None:
+        """Stop the registry by its pid."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def start_registry(base: Path, htpasswd: Path | None = None) -> Registry:
+    """Start docker-registry on a free 127.0.0.1 port with storage under *base*."""
+    base.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    auth = f"auth: {{htpasswd: {{realm: basic-realm, path: {htpasswd}}}}}\n" if htpasswd else ""
+    (base / "config.yml").write_text(
+        "version: 0.1\nlog: {level: info}\n"
+        f"storage:\n  filesystem: {{rootdirectory: {base / 'data'}}}\n"
+        "  delete: {enabled: true}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + auth)
+    log = base / "registry.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["docker-registry", "serve", str(base / "config.yml")],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    reg = Registry(f"127.0.0.1:{port}", log, proc)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(f"http://{reg.host}/v2/", timeout=2).close()
+            break
+        except urllib.error.HTTPError:
+            break  # 401: up, with auth
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                reg.stop()
+                raise RuntimeError(f"docker-registry did not start: {log.read_text()}") from None
+            time.sleep(0.05)
+    return reg
+
+
+@dataclass
+class Images:
+    """What the session pushed: names and expected facts."""
+
+    registry: Registry
+    layout: Path
+    repo: str = "test/busybox"
+    docker_repo: str = "test/busybox-docker"
+    big_repo: str = "test/big"
+    digest: str = ""
+    docker_digest: str = ""
+    big_digest: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def ref(self, repo: str | None = None, tag: str = "latest") -> str:
+        return f"{self.registry.host}/{repo or self.repo}:{tag}"
+
+
+def bundle_step(layout: Path, tag: str, work: Path, change: object) -> None:
+    bundle = work / f"bundle-{time.monotonic_ns()}"
+    run("umoci", "unpack", "--image", f"{layout}:{tag}", bundle)
+    change(bundle / "rootfs")  # type: ignore[operator]
+    run("umoci", "repack", "--image", f"{layout}:{tag}", bundle)
+    shutil.rmtree(bundle)
+
+
+def layer1(rootfs: Path) -> None:
+    run(MKROOTFS, rootfs)
+
+
+def layer2(rootfs: Path) -> None:
+    data = rootfs / "data"
+    (data / "dir").mkdir(parents=True)
+    (data / "hello.txt").write_text("hello\n")
+    os.link(data / "hello.txt", data / "hello-hard")
+    os.symlink("hello.txt", data / "hello-sym")
+    (data / "gone.txt").write_text("soon gone\n")
+    (data / "dir" / "keep").write_text("kept\n")
+    os.chown(data / "dir" / "keep", 1234, 5678)
+    os.chmod(data / "dir" / "keep", 0o640)
+    os.utime(data / "dir" / "keep", (1_000_000_000, 1_000_000_000))
+
+
+def layer3(rootfs: Path) -> None:
+    (rootfs / "data" / "gone.txt").unlink()
+    (rootfs / "etc" / "hostname").unlink()
+    (rootfs / "data" / "new.txt").write_text("new\n")
+
+
+def big_layer(rootfs: Path) -> None:
+    (rootfs / "big.bin").write_bytes(os.urandom(4 << 20))
+
+
+def skopeo_digest(reg: Registry, repo: str, tag: str = "latest") -> str:
+    """The Digest that `skopeo inspect` reports."""
+    out = run("skopeo", "inspect", "--tls-verify=false", f"docker://{reg.host}/{repo}:{tag}")
+    return str(json.loads(out.stdout)["Digest"])
+
+
+def push(reg: Registry, layout: Path, tag: str, repo: str, dest_tag: str = "latest",
+         *extra: str) -> None:
+    """skopeo copy an image of the OCI layout into the registry."""
+    creds = ["--dest-creds", f"{reg.auth[0]}:{reg.auth[1]}"] if reg.auth else []
+    run("skopeo", "copy", "--dest-tls-verify=false", *creds, *extra, f"oci:{layout}:{tag}",
+        f"docker://{reg.host}/{repo}:{dest_tag}")
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, as a digest."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def assert_store_sound(root: Path) -> None:
+    """Every blob's content matches its name; no snapshot is half made."""
+    for path in (root / "blobs" / "sha256").iterdir():
+        assert sha256_file(path) == "sha256:" + path.name, f"corrupt blob {path}"
+    for snap in (root / "snapshots").iterdir():
+        if not snap.name.startswith("tmp-"):
+            assert (snap / "fs").is_dir() and (snap / "info.json").is_file()
