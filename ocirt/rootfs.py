@@ -344,11 +344,29 @@ def readonly_paths(paths: list[str]) -> None:
 
 def masked_paths(paths: list[str]) -> None:
     """An empty read-only tmpfs over directories, /dev/null over files."""
+    null = -1
     try:
-        for _, _, fd in _existing(paths):
+        for root_fd, _, fd in _existing(paths):
             if is_dir_fd(fd):
                 mount_at(fd, "tmpfs", "tmpfs", sc.MS_RDONLY)
-            else:
-                mount_at(fd, "/dev/null", None, sc.MS_BIND)
+                continue
+            if null < 0:
+                null = _open_dev_null(root_fd)
+            mount_at(fd, fd_path(null), None, sc.MS_BIND)
     except OSError as exc:
         raise _fail("mask path", exc) from None
+    finally:
+        if null >= 0:
+            os.close(null)
+
+
+def _open_dev_null(root_fd: int) -> int:
+    """The container's /dev/null, only if it is the null device itself: a symlink or another
+    file there must not be bind-mounted over masked files (CVE-2025-31133)."""
+    fd = sc.openat2(root_fd, "dev/null", os.O_PATH,
+                    sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_SYMLINKS | sc.RESOLVE_NO_MAGICLINKS)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise OcirtError("mask path: /dev/null is not the null device (1:3)")
+    return fd

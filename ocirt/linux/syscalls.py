@@ -130,6 +130,16 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
                                 ctypes.sizeof(how)), path)
 
 
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def fstatfs_type(fd: int) -> int:
+    """f_type of fstatfs(2): the filesystem ``fd`` is on (the first field, a long)."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on x86_64/aarch64
+    _check(_libc.fstatfs(fd, buf))
+    return ctypes.c_long.from_buffer(buf).value
+
+
 def pidfd_open(pid: int) -> int:
     return _check(_libc.syscall(_NR["pidfd_open"], pid, 0))
 

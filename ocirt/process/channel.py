@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 
 from .. import errors
@@ -105,6 +106,9 @@ def fork_child(target: Callable[[Channel], object]) -> tuple[int, Channel]:
         raise errors.SysError("fork", exc.errno or 0) from None
     if pid == 0:
         try:
+            # The caller's wakeup fd (a foreground Forwarder's) is closed with the other fds:
+            # a signal must not make the interpreter report a failed write to it on stderr.
+            signal.set_wakeup_fd(-1)
             parent.close()
             target(child)
         except BaseException as exc:  # noqa: B036 - the parent must hear of every failure

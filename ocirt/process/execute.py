@@ -116,6 +116,10 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int])
     close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener,
                                      *ns_fds.values()})
     Manager(req.cgroup_paths).add(os.getpid())
+    if req.process.oom_score_adj is not None:
+        # On the host's procfs, before joining the container (whose /proc could redirect the
+        # write, CVE-2025-52881) and while privileged enough to lower it; the fork inherits it.
+        setup.write_proc("/proc/self/oom_score_adj", str(req.process.oom_score_adj))
     for kind in JOIN_ORDER:
         if kind in ns_fds:
             fd = ns_fds.pop(kind)
@@ -147,8 +151,6 @@ def _process(req: ExecRequest, ch: channel.Channel) -> None:
         os.setsid()
         setup.setup_console(req.console_fd, proc, dev_console=False)
     setup.set_cpu_affinity(proc, "initial")
-    if proc.oom_score_adj is not None:
-        setup.write_proc("/proc/self/oom_score_adj", str(proc.oom_score_adj))
     setup.apply_privileged(proc, req.lsms)
     if req.seccomp is not None and not proc.no_new_privileges:
         setup.load_seccomp(req.seccomp, req.state, my_pid)

@@ -139,11 +139,7 @@ def _write_sysctl(key: str, value: str) -> None:
     path = "/proc/sys/" + key.replace(".", "/")
     if ".." in key.split(".") or "/" in key:
         raise ConfigError(f"sysctl {key!r} is not a valid key")
-    try:
-        with open(path, "w") as f:
-            f.write(value)
-    except OSError as exc:
-        raise SysError(f"write sysctl key {key}", exc.errno or 0) from None
+    setup.write_proc(path, value, what=f"write sysctl key {key}")
 
 
 def _wait_for_start(fifo_fd: int) -> int:

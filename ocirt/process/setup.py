@@ -5,6 +5,7 @@ pivot_root or setns into the container's mount namespace."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import resource
@@ -32,7 +33,7 @@ def setup_console(console_fd: int, proc: Process, dev_console: bool) -> None:
     if dev_console:
         root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            target = make_in_root(root, "/dev/console", directory=False)
+            target = _dev_console(root)
             try:
                 sc.mount(slave_path, f"/proc/self/fd/{target}", None, sc.MS_BIND)
             finally:
@@ -48,12 +49,46 @@ def setup_console(console_fd: int, proc: Process, dev_console: bool) -> None:
         os.close(slave)
 
 
-def write_proc(path: str, value: str) -> None:
+def _dev_console(root: int) -> int:
+    """An O_PATH fd of /dev/console, made if missing, to bind the pty on. A symlink there, or
+    anything but a regular file or a character device, is refused: the bind must not land on
+    what it points to, e.g. a file in /proc (CVE-2025-52565)."""
+    dev = make_in_root(root, "/dev")
     try:
-        with open(path, "w") as f:
-            f.write(value)
+        try:
+            os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o644, dir_fd=dev))
+        except FileExistsError:
+            pass
+        fd = sc.openat2(dev, "console", os.O_PATH, sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS)
+    finally:
+        os.close(dev)
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file or a character device")
+    return fd
+
+
+def write_proc(path: str, value: str, what: str = "") -> None:
+    """Write to ``path`` (under /proc) on the real procfs: /proc must be a procfs mount and
+    the path may not leave it (no mount, magic link or symlink out), so that a container
+    cannot redirect the write to another file (CVE-2025-52881)."""
+    try:
+        proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if sc.fstatfs_type(proc) != sc.PROC_SUPER_MAGIC:
+                raise OSError(errno.EXDEV, "/proc is not a procfs")
+            fd = sc.openat2(proc, path.removeprefix("/proc/"), os.O_WRONLY,
+                            sc.RESOLVE_BENEATH | sc.RESOLVE_NO_XDEV | sc.RESOLVE_NO_MAGICLINKS)
+        finally:
+            os.close(proc)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise SysError(f"write {path}", exc.errno or 0) from None
+        raise SysError(what or f"write {path}", exc.errno or 0) from None
 
 
 def apply_privileged(proc: Process, lsms: frozenset[str]) -> None:

@@ -13,6 +13,11 @@
  *   probe sockname <fd>  "<family> <path>" of a socket fd (unix sockets)
  *   probe keyring        the serial number of the session keyring (decimal)
  *   probe alloc <MiB>    allocate and touch MiB mebibytes, then print "allocated <MiB>"
+ *   probe exewatch <sec> for <sec> seconds, open every other process's /proc/<pid>/exe with
+ *                        O_PATH as soon as it appears (CVE-2019-5736); for each new binary
+ *                        print "exe <pid> <dev>:<ino> <target> write=<ok|errno>", where write
+ *                        is an open(O_WRONLY|O_APPEND) of it that is closed at once, NEVER
+ *                        written to; at the end "done scans=<n> denied=<O_PATH opens refused>"
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -27,7 +32,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <fcntl.h>
+#include <time.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -187,11 +195,88 @@ static int cmd_alloc(const char *arg)
     return 0;
 }
 
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmd_exewatch(const char *arg)
+{
+    double deadline = now() + atof(arg);
+    pid_t self = getpid();
+    static struct { dev_t dev; ino_t ino; } seen[256];
+    int nseen = 0;
+    long scans = 0, denied = 0;
+    while (now() < deadline) {
+        DIR *d = opendir("/proc");
+        if (!d) {
+            perror("opendir /proc");
+            return 1;
+        }
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            pid_t pid = atoi(e->d_name);
+            if (pid <= 0 || pid == self)
+                continue;
+            char link[64];
+            snprintf(link, sizeof(link), "/proc/%d/exe", pid);
+            int fd = open(link, O_PATH | O_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EACCES || errno == EPERM)
+                    denied++;
+                continue;
+            }
+            struct stat st;
+            int known = fstat(fd, &st) != 0;
+            for (int i = 0; i < nseen && !known; i++)
+                known = seen[i].dev == st.st_dev && seen[i].ino == st.st_ino;
+            if (known) {
+                close(fd);
+                continue;
+            }
+            if (nseen < 256) {
+                seen[nseen].dev = st.st_dev;
+                seen[nseen].ino = st.st_ino;
+                nseen++;
+            }
+            char target[PATH_MAX + 1], reopen[64];
+            ssize_t n = readlink(link, target, PATH_MAX);
+            if (n < 0)
+                snprintf(target, sizeof(target), "?");
+            else
+                target[n] = '\0';
+            for (char *c = target; *c; c++)
+                if (*c == ' ')
+                    *c = '_';
+            /* Only an open for writing, closed at once: nothing is ever written. */
+            snprintf(reopen, sizeof(reopen), "/proc/self/fd/%d", fd);
+            int w = open(reopen, O_WRONLY | O_APPEND | O_CLOEXEC);
+            char result[32];
+            if (w >= 0) {
+                close(w);
+                snprintf(result, sizeof(result), "ok");
+            } else {
+                snprintf(result, sizeof(result), "%d", errno);
+            }
+            printf("exe %d %u:%u:%lu %s write=%s\n", pid, major(st.st_dev), minor(st.st_dev),
+                   (unsigned long)st.st_ino, target, result);
+            fflush(stdout);
+            close(fd);
+        }
+        closedir(d);
+        scans++;
+    }
+    printf("done scans=%ld denied=%ld\n", scans, denied);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr,
-                "usage: probe fds|rlimits|umask|winsize|ids|sockname FD|keyring|alloc MIB\n");
+                "usage: probe fds|rlimits|umask|winsize|ids|sockname FD|keyring|alloc MIB|exewatch SEC\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -211,6 +296,8 @@ int main(int argc, char **argv)
         return cmd_keyring();
     if (strcmp(cmd, "alloc") == 0 && argc > 2)
         return cmd_alloc(argv[2]);
+    if (strcmp(cmd, "exewatch") == 0 && argc > 2)
+        return cmd_exewatch(argv[2]);
     fprintf(stderr, "probe: unknown command %s\n", cmd);
     return 2;
 }
