@@ -8,7 +8,7 @@ APT_PACKAGES := runc busybox-static libcap-dev libseccomp2 gcc libc6-dev python3
                 containerd docker.io skopeo umoci tmux curl docker-registry apache2-utils crun
 ID          ?= ocirt-demo
 
-.PHONY: all install deps run test unit engines spec spec-runc lint typecheck bundles clean
+.PHONY: all install deps run test unit engines spec spec-runc lint typecheck bundles clean fuzz
 
 all: install
 
@@ -46,6 +46,11 @@ unit: install
 
 engines: install
 	$(BIN)/pytest -q tests/engines --runtime $(abspath $(BIN))/ocirt
+
+# a long run of the config.json fuzzer (tests/test_fuzz.py); FUZZ_SEED=<n> repeats one
+FUZZ_EXAMPLES ?= 10000
+fuzz: install
+	OCIRT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) OCIRT_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest -q tests/test_fuzz.py
 
 spec: install
 	$(BIN)/pytest -q spec-tests --runtime $(BIN)/ocirt

@@ -76,13 +76,18 @@ class Filter:
 
 def prepare(profile: dict[str, Any], oci_version: str) -> Filter:
     """Compile (or fetch from the cache) and, for notify rules, connect to the listener."""
-    notify = profile.get("defaultAction") == "SCMP_ACT_NOTIFY" or any(
-        rule.get("action") == "SCMP_ACT_NOTIFY" for rule in profile.get("syscalls") or [])
-    listener = profile.get("listenerPath") or ""
-    if notify and not listener:
-        raise ConfigError("linux.seccomp: SCMP_ACT_NOTIFY needs a listenerPath")
-    filt = Filter(program(profile), flags_of(profile), -1, profile.get("listenerMetadata") or "",
-                  oci_version)
+    try:
+        notify = profile.get("defaultAction") == "SCMP_ACT_NOTIFY" or any(
+            rule.get("action") == "SCMP_ACT_NOTIFY" for rule in profile.get("syscalls") or [])
+        listener = profile.get("listenerPath") or ""
+        if notify and not listener:
+            raise ConfigError("linux.seccomp: SCMP_ACT_NOTIFY needs a listenerPath")
+        filt = Filter(program(profile), flags_of(profile), -1,
+                      profile.get("listenerMetadata") or "", oci_version)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+        # the profile is raw JSON: a missing field or a wrong type surfaces here
+        raise ConfigError(f"linux.seccomp: invalid profile ({type(exc).__name__}: {exc})") \
+            from None
     if notify:
         import socket
 

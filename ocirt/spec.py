@@ -219,8 +219,30 @@ PROPAGATIONS = ("", "shared", "slave", "private", "unbindable", "rshared", "rsla
                 "runbindable")
 
 
+def check_strings(value: Any, pointer: str = "") -> None:
+    """Refuse strings no system call can take: a NUL byte, or a lone surrogate (a ``\\ud800``
+    escape) that has no UTF-8 encoding. Keys and values, at any depth."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ConfigError(f"config.json: {pointer or '/'}: string contains a NUL byte")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ConfigError(f"config.json: {pointer or '/'}: string is not valid "
+                              "UTF-8") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = key.encode(errors="backslashreplace").decode().replace("\x00", "\\x00")
+            check_strings(key, f"{pointer}/{name}")
+            check_strings(item, f"{pointer}/{name}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_strings(item, f"{pointer}/{i}")
+
+
 def parse_process(doc: Any, pointer: str = "/process") -> Process:
     """A process object (config.json's ``process``, or ``exec --process``'s file)."""
+    check_strings(doc, pointer)
     return _process(_Reader(doc, pointer))
 
 
@@ -354,6 +376,7 @@ def _personality(r: _Reader) -> dict[str, Any] | None:
 
 def parse(doc: Any) -> Spec:
     """Build a :class:`Spec` from decoded config.json, or raise ConfigError naming the field."""
+    check_strings(doc)
     r = _Reader(doc, "")
     root_r = r.child("root")
     if root_r is None:

@@ -41,8 +41,9 @@ def _in_userns() -> bool:
 
 
 def validate_id(container_id: str) -> str:
+    """runc's characters; at most NAME_MAX (255) of them, since the id names the state dir."""
     if not container_id or container_id in (".", "..") or not set(container_id) <= _ID_CHARS \
-            or len(container_id) > 1024:
+            or len(container_id) > 255:
         raise InvalidIDError(container_id)
     return container_id
 
@@ -115,7 +116,7 @@ class ContainerDir:
         """Take the container's exclusive lock (released by :meth:`unlock` or at exit)."""
         try:
             self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # the root's parent may be a file
             raise NotExistError(self.id) from None
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 

@@ -137,8 +137,10 @@ class Manager:
     def _remove_tree(self, path: str, deadline: float) -> None:
         try:
             children = [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
-        except FileNotFoundError:
-            return
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+                return  # gone, or a path that cannot exist (create failed to make it)
+            raise SysError(f"remove cgroup {path}", exc.errno or 0) from None
         for child in children:
             self._remove_tree(child, deadline)
         delay = 0.001

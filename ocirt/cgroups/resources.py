@@ -270,7 +270,11 @@ def apply(paths: dict[str, str], r: dict[str, Any], v2_mount: str | None = None)
     cgroup2 hierarchy is mounted (found in mountinfo when not given)."""
     if not r:
         return
-    writes = writes_for(paths, r)
+    try:
+        writes = writes_for(paths, r)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+        # the resources are raw JSON: a missing field or a wrong type surfaces here
+        raise ConfigError(f"linux.resources: invalid ({type(exc).__name__}: {exc})") from None
     v1 = any(key != detect.UNIFIED for key in paths)
     if r.get("devices") is not None and not v1 and detect.UNIFIED in paths:
         from . import devices_bpf  # cgroup v2 has no devices controller: an eBPF program
@@ -297,6 +301,8 @@ def apply(paths: dict[str, str], r: dict[str, Any], v2_mount: str | None = None)
                 os.close(fd)
         except FileNotFoundError:
             raise ConfigError(f"{w.field}: {w.file} is not available on this host") from None
+        except ValueError:  # a NUL byte in a file name taken from the JSON
+            raise ConfigError(f"{w.field}: invalid file name {w.file!r}") from None
         except OSError as exc:
             if exc.errno == errno.EBUSY and w.file == "memory.limit_in_bytes":
                 raise SysError(f"{w.field}: set {w.file} to {w.value} (memory usage above it)",

@@ -29,7 +29,9 @@ def main(ctx: Context, opts: dict[str, object], args: list[str]) -> int:
         raise ConfigError(f"{path}: invalid JSON: {exc}") from None
     problems = validate_config(doc)
     for p in problems:
-        sys.stdout.write(f"{p.pointer or '/'}: {p.message}\n")
+        line = f"{p.pointer or '/'}: {p.message}\n"
+        # a lone surrogate (a \ud800 escape in the JSON) has no UTF-8: print it escaped
+        sys.stdout.write(line.encode(errors="backslashreplace").decode())
     if problems:
         word = "problem" if len(problems) == 1 else "problems"
         raise ConfigError(f"{path}: {len(problems)} {word}")

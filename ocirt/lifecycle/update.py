@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 def _check_memory(paths: dict[str, str], resources: dict[str, Any]) -> None:
     """memory.checkBeforeUpdate: refuse a limit below what the container already uses."""
     memory = resources.get("memory") or {}
-    limit = memory.get("limit")
-    if not memory.get("checkBeforeUpdate") or limit is None or limit < 0:
-        return
+    limit = memory.get("limit") if isinstance(memory, dict) else None
+    if not isinstance(limit, int) or limit < 0 or not memory.get("checkBeforeUpdate"):
+        return  # a malformed value is for apply() to report
     from ..cgroups.stats import stats
 
     usage = stats(paths)["memory"]["usage"]["usage"]

@@ -14,10 +14,15 @@ NUMBERS = {
 RTMIN, RTMAX = 34, 64
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def parse(text: str) -> int:
     """A signal by number ("9"), or by name with or without SIG, any case ("KILL", "sigkill",
     "RTMIN+2")."""
-    if text.isdigit():
+    if _digits(text):
         number = int(text)
         if 0 < number <= RTMAX:
             return number
@@ -30,7 +35,7 @@ def parse(text: str) -> int:
     for base, value, sign in (("RTMIN", RTMIN, 1), ("RTMAX", RTMAX, -1)):
         if name == base:
             return value
-        if name.startswith(base) and name[len(base)] in "+-" and name[len(base) + 1:].isdigit():
+        if name.startswith(base) and name[len(base)] in "+-" and _digits(name[len(base) + 1:]):
             offset = int(name[len(base) + 1:]) * (1 if name[len(base)] == "+" else -1)
             if (offset >= 0) == (sign > 0) and RTMIN <= value + offset <= RTMAX:
                 return value + offset
