@@ -3,37 +3,19 @@ exit, and leaves nothing behind (no state dir, no cgroup, no process, no mount).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import OCIRT, REPO
+from support import Bundles, make_rootfs, run
 
-from ocirt.cgroups.fs import resolve_paths
 from ocirt.errors import InvalidIDError
 from ocirt.state import validate_id
 
 PARENT = "ocirt-test-bad-input"
-
-
-def run(root: Path | None, *args: str, stdin: bytes | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """ocirt with its output in files: a created container's init keeps the caller's stdio, so
-    pipes would only close when the container dies."""
-    cmd = [str(OCIRT)] + (["--root", str(root)] if root else []) + list(args)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        res = subprocess.run(cmd, input=stdin, stdout=out, stderr=err, timeout=timeout,
-                             stdin=None if stdin is not None else subprocess.DEVNULL)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(cmd, res.returncode, out.read().decode(errors="replace"),
-                                           err.read().decode(errors="replace"))
 
 
 def assert_one_line_error(res: subprocess.CompletedProcess[str], *needles: str,
@@ -50,63 +32,17 @@ def assert_one_line_error(res: subprocess.CompletedProcess[str], *needles: str,
 
 @pytest.fixture(scope="module")
 def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("bad-input-rootfs") / "rootfs"
-    subprocess.run([str(REPO / "bundles" / "mkrootfs"), str(path)], check=True,
-                   capture_output=True)
-    return path
-
-
-class Bundles:
-    """Bundles on the shared rootfs, each with its own cgroupsPath; checks for leftovers."""
-
-    def __init__(self, base: Path, rootfs: Path) -> None:
-        self.base = base
-        self.rootfs = rootfs
-        self.cgroups: list[str] = []
-
-    def make(self, cid: str, **process: Any) -> Path:
-        short = hashlib.sha1(cid.encode()).hexdigest()[:12]
-        bundle = self.base / f"bundle-{short}"
-        bundle.mkdir(exist_ok=True)
-        config = json.loads((REPO / "bundles" / "busybox" / "config.json").read_text())
-        config["root"]["path"] = str(self.rootfs)
-        config["process"].update({"args": ["sleep", "60"], **process})
-        cgroups_path = f"/{PARENT}/{self.base.name}-{short}"
-        config["linux"]["cgroupsPath"] = cgroups_path
-        self.cgroups.append(cgroups_path)
-        (bundle / "config.json").write_text(json.dumps(config))
-        return bundle
-
-    def leftovers(self, root: Path) -> list[str]:
-        left = [f"state: {p}" for p in (os.listdir(root) if root.exists() else [])]
-        for cg in self.cgroups:
-            left += [f"cgroup: {p}" for p in resolve_paths(cg, "x").values() if os.path.exists(p)]
-        with open("/proc/self/mountinfo") as f:
-            left += [f"mount: {line.strip()}" for line in f if str(self.base) in line]
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if str(self.base) in cmdline and int(pid) != os.getpid():
-                left.append(f"process {pid}: {cmdline}")
-        return left
+    return make_rootfs(tmp_path_factory.mktemp("bad-input-rootfs"))
 
 
 @pytest.fixture
 def bundles(tmp_path: Path, rootfs: Path, root: Path) -> Iterator[Bundles]:
-    b = Bundles(tmp_path, rootfs)
+    b = Bundles(tmp_path, rootfs, PARENT)
     yield b
     for cid in os.listdir(root) if root.exists() else []:
         run(root, "delete", "--force", cid)
     left = b.leftovers(root)
-    for cg in b.cgroups:
-        for path in resolve_paths(cg, "x").values():
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
+    b.remove_cgroups()
     assert not left, "left behind:\n" + "\n".join(left)
 
 

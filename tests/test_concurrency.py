@@ -8,31 +8,16 @@ import json
 import os
 import random
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import OCIRT, REPO
-
-from ocirt.cgroups.fs import resolve_paths
+from support import Bundles, make_rootfs, run
 
 PARENT = "ocirt-test-concurrency"
 WORKERS = 16
-
-
-def run(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """ocirt with its output in files (a created container's init keeps the caller's stdio)."""
-    cmd = [str(OCIRT), "--root", str(root), *args]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                             timeout=timeout)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(cmd, res.returncode, out.read().decode(errors="replace"),
-                                           err.read().decode(errors="replace"))
 
 
 def assert_clean_failure(res: subprocess.CompletedProcess[str], *allowed: str) -> None:
@@ -45,64 +30,18 @@ def assert_clean_failure(res: subprocess.CompletedProcess[str], *allowed: str) -
 
 @pytest.fixture(scope="module")
 def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("concurrency-rootfs") / "rootfs"
-    subprocess.run([str(REPO / "bundles" / "mkrootfs"), str(path)], check=True,
-                   capture_output=True)
-    return path
-
-
-class Bundles:
-    """One bundle per name on the shared rootfs, each with its own cgroupsPath."""
-
-    def __init__(self, base: Path, rootfs: Path) -> None:
-        self.base = base
-        self.rootfs = rootfs
-        self.cgroups: list[str] = []
-
-    def make(self, name: str) -> Path:
-        bundle = self.base / f"bundle-{name}"
-        bundle.mkdir()
-        config = json.loads((REPO / "bundles" / "busybox" / "config.json").read_text())
-        config["root"]["path"] = str(self.rootfs)
-        config["process"]["args"] = ["sleep", "120"]
-        cgroups_path = f"/{PARENT}/{self.base.name}/{name}"
-        config["linux"]["cgroupsPath"] = cgroups_path
-        self.cgroups.append(cgroups_path)
-        (bundle / "config.json").write_text(json.dumps(config))
-        return bundle
-
-    def leftovers(self, root: Path) -> list[str]:
-        left = [f"state: {p}" for p in (os.listdir(root) if root.exists() else [])]
-        for cg in self.cgroups:
-            left += [f"cgroup: {p}" for p in resolve_paths(cg, "x").values() if os.path.exists(p)]
-        with open("/proc/self/mountinfo") as f:
-            left += [f"mount: {line.strip()}" for line in f if str(self.base) in line]
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if str(self.base) in cmdline and int(pid) != os.getpid():
-                left.append(f"process {pid}: {cmdline}")
-        return left
+    return make_rootfs(tmp_path_factory.mktemp("concurrency-rootfs"))
 
 
 @pytest.fixture
 def bundles(tmp_path: Path, rootfs: Path, root: Path) -> Iterator[Bundles]:
-    b = Bundles(tmp_path, rootfs)
+    b = Bundles(tmp_path, rootfs, PARENT)
     yield b
     ids = os.listdir(root) if root.exists() else []
     with ThreadPoolExecutor(WORKERS) as pool:
         list(pool.map(lambda cid: run(root, "delete", "--force", cid), ids))
     left = b.leftovers(root)
-    for cg in b.cgroups:  # the container's cgroups, then the parent made for them
-        for path in resolve_paths(cg, "x").values():
-            for p in (path, os.path.dirname(path)):
-                try:
-                    os.rmdir(p)
-                except OSError:
-                    pass
+    b.remove_cgroups()
     assert not left, "left behind:\n" + "\n".join(left)
 
 
