@@ -58,7 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "runc_xfail(reason): known deviation of runc 1.1.x from the spec or the caller "
-        "contract; strict xfail when the runtime under test is runc 1.1.x",
+        "contract; strict xfail when the runtime under test is runc 1.1.x (strict=False: a race "
+        "runc loses only sometimes)",
     )
     config.addinivalue_line("markers", "needs_probe: the test runs the static probe helper")
     if config.option.help or getattr(config.option, "version", False):
@@ -96,7 +97,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for mark in item.iter_markers("runc_xfail"):
             reason = mark.kwargs.get("reason") or (mark.args[0] if mark.args else "")
-            item.add_marker(pytest.mark.xfail(reason=f"runc 1.1.5: {reason}", strict=True))
+            # strict unless the test says runc only sometimes fails it (a race it can lose)
+            item.add_marker(pytest.mark.xfail(reason=f"runc 1.1.5: {reason}",
+                                              strict=mark.kwargs.get("strict", True)))
 
 
 # --------------------------------------------------------------------------------------------

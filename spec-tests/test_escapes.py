@@ -355,6 +355,10 @@ def _swapper(a: Path, b: Path, stop: threading.Event, errors: list[str]) -> None
             return
 
 
+@pytest.mark.runc_xfail(reason="the race can make runc create the missing destination "
+                        "directories in the host dir: its directory walk before the mount is "
+                        "not race-free (runc 1.2 moved to openat2); it does not lose every run",
+                        strict=False)
 def test_cve_2021_30465_destination_swapped_during_setup(ctr: Containers, workdir: Path) -> None:
     """CVE-2021-30465 (the race): a volume shared with another container holds the mount
     destination's parent, which the other side keeps swapping between a directory and a
