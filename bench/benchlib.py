@@ -199,6 +199,16 @@ def remove_cgroups(parent: str = CGROUP_PARENT) -> list[str]:
     return left
 
 
+def teardown(built: list[Runtime], script: str) -> None:
+    """Every container of every runtime, the spawner, and the cgroup parent (warning on stderr
+    for whatever could not be removed)."""
+    for rt in built:
+        rt.cleanup()
+    SPAWNER.close()
+    for left in remove_cgroups():
+        print(f"{script}: warning: cgroup left behind: {left}", file=sys.stderr)
+
+
 def machine() -> dict[str, object]:
     v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
     return {

@@ -39,8 +39,8 @@ from benchlib import (
     BenchError,
     Runtime,
     machine,
-    remove_cgroups,
     resolve,
+    teardown,
     version,
 )
 
@@ -525,14 +525,10 @@ def main() -> None:
     except BenchError as exc:
         sys.exit(f"compare.py: {exc}")
     finally:
-        for rt in built:
-            rt.cleanup()
-        SPAWNER.close()
+        teardown(built, "compare.py")
         shutil.rmtree(wrapdir, ignore_errors=True)
         if not cache_was_there:
             cache.unlink(missing_ok=True)
-        for left in remove_cgroups():
-            print(f"compare.py: warning: cgroup left behind: {left}", file=sys.stderr)
         with open("/proc/self/mounts") as f:
             for line in f:
                 if "/ocirt-bench-" in line.split()[1]:

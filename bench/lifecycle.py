@@ -25,8 +25,8 @@ from benchlib import (
     Runtime,
     labels,
     machine,
-    remove_cgroups,
     resolve,
+    teardown,
     version,
 )
 
@@ -112,11 +112,7 @@ def main() -> None:
     except BenchError as exc:
         sys.exit(f"lifecycle.py: {exc}")
     finally:
-        for rt in built:
-            rt.cleanup()
-        SPAWNER.close()
-        for left in remove_cgroups():
-            print(f"lifecycle.py: warning: cgroup left behind: {left}", file=sys.stderr)
+        teardown(built, "lifecycle.py")
     print(" | ".join(f"{k}: {v}" for k, v in facts.items()))
     for label, ver in versions.items():
         print(f"{label}: {ver}")

@@ -21,13 +21,12 @@ from benchlib import (
     CGROUP_PARENT,
     DEFAULT_A,
     DEFAULT_B,
-    SPAWNER,
     BenchError,
     Runtime,
     labels,
     machine,
-    remove_cgroups,
     resolve,
+    teardown,
     version,
 )
 
@@ -72,11 +71,7 @@ def main() -> None:
     except BenchError as exc:
         sys.exit(f"memory.py: {exc}")
     finally:
-        for rt in built:
-            rt.cleanup()
-        SPAWNER.close()
-        for left in remove_cgroups():
-            print(f"memory.py: warning: cgroup left behind: {left}", file=sys.stderr)
+        teardown(built, "memory.py")
 
     print(" | ".join(f"{k}: {v}" for k, v in (machine() | {"containers": args.k}).items()))
     for label, ver in versions.items():
