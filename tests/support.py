@@ -38,6 +38,17 @@ def make_rootfs(base: Path) -> Path:
     return path
 
 
+def busybox_bundle(path: Path, parent: str, **process: Any) -> Path:
+    """A bundle in ``path``: its own busybox rootfs, bundles/busybox/config.json with
+    ``process`` overrides, and cgroupsPath ``/<parent>/<path's name>``."""
+    make_rootfs(path)
+    config = json.loads((REPO / "bundles" / "busybox" / "config.json").read_text())
+    config["process"].update(process)
+    config["linux"]["cgroupsPath"] = f"/{parent}/{path.name}"
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
 class Bundles:
     """Bundles on a shared rootfs, each under ``/<parent>/<base dir name>/`` in the cgroups."""
 

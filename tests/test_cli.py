@@ -11,20 +11,15 @@ from pathlib import Path
 
 import pytest
 from conftest import OCIRT, REPO, ocirt
+from support import busybox_bundle
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("bundle")
-    subprocess.run([str(REPO / "bundles" / "mkrootfs"), str(path / "rootfs")], check=True,
-                   capture_output=True)
-    config = json.loads((REPO / "bundles" / "busybox" / "config.json").read_text())
-    config["process"]["args"] = ["sleep", "30"]
-    config["linux"]["cgroupsPath"] = f"/ocirt-test-cli/{path.name}"
-    (path / "config.json").write_text(json.dumps(config))
-    return path
+    return busybox_bundle(tmp_path_factory.mktemp("bundle"), "ocirt-test-cli",
+                          args=["sleep", "30"])
 
 
 def test_version() -> None:

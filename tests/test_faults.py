@@ -12,20 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import OCIRT, REPO, ocirt
+from conftest import OCIRT, ocirt
+from support import busybox_bundle
 
 from ocirt.faults import STEPS
 
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
-    subprocess.run([str(REPO / "bundles" / "mkrootfs"), str(tmp_path / "rootfs")], check=True,
-                   capture_output=True)
-    config = json.loads((REPO / "bundles" / "busybox" / "config.json").read_text())
-    config["process"]["args"] = ["sleep", "60"]
-    config["linux"]["cgroupsPath"] = f"/ocirt-test-faults/{tmp_path.name}"
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    return tmp_path
+    return busybox_bundle(tmp_path, "ocirt-test-faults", args=["sleep", "60"])
 
 
 def _run(root: Path, *args: str, fault: str = "") -> int:

@@ -11,19 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ocirt
+from conftest import ocirt
+from support import busybox_bundle
 
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
-    subprocess.run([str(REPO / "bundles" / "mkrootfs"), str(tmp_path / "rootfs")], check=True,
-                   capture_output=True)
-    config = json.loads((REPO / "bundles" / "busybox" / "config.json").read_text())
-    config["process"]["args"] = ["sleep", "30"]
-    config["process"]["user"] = {"uid": 1000, "gid": 1000}
-    config["linux"]["cgroupsPath"] = f"/ocirt-test-security/{tmp_path.name}"
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    return tmp_path
+    return busybox_bundle(tmp_path, "ocirt-test-security", args=["sleep", "30"],
+                          user={"uid": 1000, "gid": 1000})
 
 
 def _can_open_exe_as(uid: int, pid: int) -> bool:
