@@ -72,18 +72,20 @@ class Manager:
                     raise SysError(f"mkdir {path}", exc.errno or 0) from None
 
     def _make_cpuset(self, path: str) -> None:
-        parent = os.path.dirname(path)
-        if not os.path.isdir(parent):
-            self._make_cpuset(parent)
         try:
-            os.mkdir(path)
-        except FileExistsError:
-            return
+            os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise SysError(f"mkdir {path}", exc.errno or 0) from None
+        self._fill_cpuset(path)
+
+    def _fill_cpuset(self, path: str) -> None:
+        """A new cpuset has no cpus or mems and takes no process: give it its parent's, filling
+        the parent first, since a create racing us may have made it without filling it yet."""
         for name in ("cpuset.cpus", "cpuset.mems"):
             mine = os.path.join(path, name)
             if os.path.exists(mine) and not _read(mine).strip():
+                parent = os.path.dirname(path)
+                self._fill_cpuset(parent)
                 _write(mine, _read(os.path.join(parent, name)).strip())
 
     def add(self, pid: int) -> None:
