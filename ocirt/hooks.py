@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from . import jsonio
 from .errors import HookError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
@@ -18,7 +17,7 @@ def state_json(container_id: str, status: str, pid: int, bundle: str, oci_versio
                              "pid": pid, "bundle": bundle}
     if annotations:
         state["annotations"] = annotations
-    return json.dumps(state).encode()
+    return jsonio.dumps(state).encode()
 
 
 def run(kind: str, hooks: list[dict[str, Any]], state: bytes,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 
 from .cgroups import detect
 from .errors import ConfigError, OcirtError, SysError, strerror
@@ -30,6 +29,10 @@ from .linux.mounts import (
     remount,
 )
 from .spec import Device, Mount, Spec
+
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DEFAULT_DEVICES = (
     Device("c", "/dev/null", 1, 3, 0o666, 0, 0), Device("c", "/dev/zero", 1, 5, 0o666, 0, 0),

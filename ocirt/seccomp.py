@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 
+from . import jsonio
 from .errors import ConfigError, SysError
 from .state import write_atomic
 
@@ -114,7 +114,7 @@ def install(filt: Filter, state: dict[str, Any], pid: int) -> None:
                "metadata": filt.metadata, "state": state}
     sock = socket.socket(fileno=filt.listener_fd)
     try:
-        socket.send_fds(sock, [json.dumps(message).encode()], [fd])
+        socket.send_fds(sock, [jsonio.dumps(message).encode()], [fd])
     except OSError as exc:
         raise SysError("send the seccomp notify fd to the listener", exc.errno or 0) from None
     finally:
@@ -209,7 +209,7 @@ def program(profile: dict[str, Any]) -> bytes:
     """The BPF program for ``profile``, from the cache when this profile was compiled before."""
     import hashlib
 
-    key = hashlib.sha256(json.dumps([os.uname().machine, profile], sort_keys=True).encode())
+    key = hashlib.sha256(jsonio.dumps([os.uname().machine, profile], sort_keys=True).encode())
     path = os.path.join(cache_dir(), key.hexdigest() + ".bpf")
     try:
         with open(path, "rb") as f:

@@ -1,4 +1,4 @@
-"""The runtime-spec configuration (config.json) as dataclasses.
+"""The runtime-spec configuration (config.json) as typed records.
 
 :func:`load` parses a bundle's config.json and checks what the runtime relies on: required fields
 and their types. Full validation against the JSON Schema is ``ocirt check``; this stays cheap so
@@ -7,11 +7,12 @@ that ``create`` never imports jsonschema.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
-
+from . import jsonio
 from .errors import ConfigError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
+if TYPE_CHECKING:
+    from typing import Any
 
 _UINT32 = (1 << 32) - 1
 
@@ -70,43 +71,92 @@ class _Reader:
         return None if value is None else _Reader(value, f"{self.pointer}/{key}")
 
 
+class _Factory:
+    """A field default made afresh for each record (dataclasses' ``default_factory``)."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+
+def field(default_factory: Any) -> Any:
+    return _Factory(default_factory)
+
+
+class _Record:
+    """A dataclass without :mod:`dataclasses`: the annotated fields, in order, are the
+    constructor's arguments (positional or keyword), class-level values their defaults;
+    equality and repr compare and show the fields.
+
+    ``import dataclasses`` (inspect, ast, enum ...) and the code it generates for each class
+    cost about 10 ms, on every ``create``: more than parsing config.json itself.
+    """
+
+    _fields: tuple[str, ...] = ()
+
+    def __init_subclass__(cls) -> None:
+        cls._fields = tuple(cls.__dict__.get("__annotations__", ()))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        fields = self._fields
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes {len(fields)} arguments")
+        for name, value in zip(fields, args, strict=False):
+            setattr(self, name, value)
+        for name in fields[len(args):]:
+            if name in kwargs:
+                value = kwargs.pop(name)
+            else:
+                value = getattr(type(self), name, _Record)
+                if value is _Record:
+                    raise TypeError(f"{type(self).__name__}: missing argument {name!r}")
+                if isinstance(value, _Factory):
+                    value = value.make()
+            setattr(self, name, value)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected argument {next(iter(kwargs))!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self._fields)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{type(self).__name__}({args})"
+
+
 def _absolute(path: str, pointer: str) -> str:
     if not path.startswith("/"):
         raise ConfigError(f"config.json: {pointer} must be an absolute path: {path!r}")
     return path
 
 
-@dataclass
-class Root:
+class Root(_Record):
     path: str
     readonly: bool = False
 
 
-@dataclass
-class Mount:
+class Mount(_Record):
     destination: str
     type: str = ""
     source: str = ""
     options: list[str] = field(default_factory=list)
 
 
-@dataclass
-class User:
+class User(_Record):
     uid: int = 0
     gid: int = 0
     umask: int | None = None
     additional_gids: list[int] = field(default_factory=list)
 
 
-@dataclass
-class Rlimit:
+class Rlimit(_Record):
     type: str
     soft: int
     hard: int
 
 
-@dataclass
-class Capabilities:
+class Capabilities(_Record):
     bounding: list[str] = field(default_factory=list)
     effective: list[str] = field(default_factory=list)
     inheritable: list[str] = field(default_factory=list)
@@ -114,8 +164,7 @@ class Capabilities:
     ambient: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Process:
+class Process(_Record):
     args: list[str]
     cwd: str
     terminal: bool = False
@@ -133,8 +182,7 @@ class Process:
     exec_cpu_affinity: dict[str, str] | None = None
 
 
-@dataclass
-class Hook:
+class Hook(_Record):
     path: str
     args: list[str] = field(default_factory=list)
     env: list[str] = field(default_factory=list)
@@ -155,21 +203,18 @@ HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", 
               "poststop")
 
 
-@dataclass
-class Namespace:
+class Namespace(_Record):
     type: str
     path: str = ""
 
 
-@dataclass
-class IDMapping:
+class IDMapping(_Record):
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass
-class Device:
+class Device(_Record):
     type: str
     path: str
     major: int = 0
@@ -179,8 +224,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass
-class Linux:
+class Linux(_Record):
     namespaces: list[Namespace] = field(default_factory=list)
     uid_mappings: list[IDMapping] = field(default_factory=list)
     gid_mappings: list[IDMapping] = field(default_factory=list)
@@ -201,8 +245,7 @@ class Linux:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
 
 
-@dataclass
-class Spec:
+class Spec(_Record):
     oci_version: str
     root: Root
     process: Process | None
@@ -415,7 +458,7 @@ def load(bundle: str) -> tuple[Spec, dict[str, Any]]:
     path = f"{bundle}/config.json"
     try:
         with open(path, "rb") as f:
-            doc = json.load(f)
+            doc = jsonio.loads(f.read())
     except FileNotFoundError:
         raise ConfigError(f"open {path}: no such file or directory") from None
     except OSError as exc:

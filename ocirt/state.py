@@ -9,9 +9,9 @@ Writes are atomic (temp file + rename); mutating commands hold a per-container f
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 
+from . import jsonio
 from .errors import InvalidIDError, NotExistError, SysError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
@@ -93,7 +93,7 @@ class State:
         self.seccomp: dict[str, Any] | None = fields.get("seccomp")  # linux.seccomp, for exec
 
     def to_json(self) -> bytes:
-        return json.dumps({k: getattr(self, k) for k in self.__slots__}).encode()
+        return jsonio.dumps({k: getattr(self, k) for k in self.__slots__}).encode()
 
 
 class ContainerDir:
@@ -128,7 +128,7 @@ class ContainerDir:
     def load(self) -> State:
         try:
             with open(os.path.join(self.path, STATE_FILE), "rb") as f:
-                return State(**json.load(f))
+                return State(**jsonio.loads(f.read()))
         except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, TypeError):
             raise NotExistError(self.id) from None
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from .. import jsonio
 from ..errors import UsageError
 from .flags import BOOL, STR, Flag
 from .main import Context
@@ -26,7 +26,7 @@ def main(ctx: Context, opts: dict[str, object], args: list[str]) -> int:
         sys.stdout.write("".join(d["id"] + "\n" for d in docs))
         return 0
     if opts["format"] == "json":
-        sys.stdout.write(json.dumps(docs or None) + "\n")
+        sys.stdout.write(jsonio.dumps(docs or None) + "\n")
         return 0
     if opts["format"] != "table":
         raise UsageError(f"invalid format option: {opts['format']}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
+from .. import jsonio
 from ..errors import OcirtError, UsageError
 from .flags import STR, Flag
 from .main import Context
@@ -21,7 +21,7 @@ def main(ctx: Context, opts: dict[str, object], args: list[str]) -> int:
 
     found = pids(ctx.store(), args[0])
     if opts["format"] == "json":
-        sys.stdout.write(json.dumps(found) + "\n")
+        sys.stdout.write(jsonio.dumps(found) + "\n")
         return 0
     if opts["format"] != "table":
         raise UsageError(f"invalid format option: {opts['format']}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
+from .. import jsonio
 from ..errors import ConfigError, UsageError
 from .flags import STR, Flag
 from .main import Context, require_args
@@ -48,7 +48,7 @@ def main(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     if source:
         try:
             raw = sys.stdin.read() if source == "-" else open(source).read()
-            resources = json.loads(raw) if raw.strip() else {}
+            resources = jsonio.loads(raw) if raw.strip() else {}
         except OSError as exc:
             raise ConfigError(f"open {source}: {(exc.strerror or '').lower()}") from None
         except ValueError as exc:

@@ -7,10 +7,11 @@ failure writes exactly one error entry, and also one line on stderr.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from .. import jsonio
 
 
 def _now() -> str:
@@ -37,9 +38,9 @@ class Log:
 
     def _write(self, level: str, msg: str) -> None:
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": _now()})
+            line = jsonio.dumps({"level": level, "msg": msg, "time": _now()})
         else:
-            line = f'time="{_now()}" level={level} msg={json.dumps(msg)}'
+            line = f'time="{_now()}" level={level} msg={jsonio.dumps(msg)}'
         if not self.path:
             if level != "error":
                 sys.stderr.write(line + "\n")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
+from .. import jsonio
 from ..cgroups import stats as cgstats
 from ..errors import StatusError
 from ..state import Store
@@ -40,5 +40,5 @@ def events(store: Store, container_id: str, interval: float, once: bool) -> None
 
 
 def _emit(event: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.write(jsonio.dumps(event) + "\n")
     sys.stdout.flush()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 
-from .. import faults
+from .. import faults, jsonio
 from .. import spec as spec_mod
 from ..errors import ConfigError, ExecError, OcirtError
 from ..linux import syscalls as sc
@@ -53,7 +52,7 @@ def build_process(bundle: str, opts: ExecOptions) -> Process:
     if opts.process_file:
         try:
             with open(opts.process_file, "rb") as f:
-                return spec_mod.parse_process(json.load(f), "")
+                return spec_mod.parse_process(jsonio.loads(f.read()), "")
         except OSError as exc:
             raise ConfigError(f"open {opts.process_file}: {(exc.strerror or '').lower()}") \
                 from None

@@ -6,8 +6,8 @@ Used by ``run`` and ``exec`` without ``--detach``. The caller is a subreaper, so
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
 import os
-import signal
 
 _NOT_FORWARDED = (signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL, signal.SIGSTOP)
 

@@ -7,12 +7,11 @@ turns back into the same kind of :class:`~ocirt.errors.OcirtError` in the parent
 
 from __future__ import annotations
 
-import json
+import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
 import os
-import signal
 import struct
 
-from .. import errors
+from .. import errors, jsonio
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ class Channel:
         self.wfd = wfd
 
     def send(self, msg_type: str, **fields: Any) -> None:
-        payload = json.dumps({"type": msg_type, **fields}).encode()
+        payload = jsonio.dumps({"type": msg_type, **fields}).encode()
         os.write(self.wfd, struct.pack("=I", len(payload)) + payload)
 
     def send_error(self, exc: BaseException) -> None:
@@ -74,7 +73,7 @@ class Channel:
 
     def recv(self) -> dict[str, Any]:
         (size,) = struct.unpack("=I", self._read(4))
-        msg: dict[str, Any] = json.loads(self._read(size))
+        msg: dict[str, Any] = jsonio.loads(self._read(size))
         if msg["type"] == ERROR:
             raise _KINDS.get(msg.get("kind", ""), errors.OcirtError)(msg["message"])
         return msg

@@ -11,8 +11,8 @@ CVE-2024-21626).
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
 import os
-import signal
 
 from ..cgroups.fs import Manager
 from ..errors import ExecError, OcirtError, SysError

@@ -7,13 +7,13 @@ runtime through /proc/<pid>/exe or its fds, and it closes every fd not meant for
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
+
 # Everything the init needs after pivot_root must be imported before it: the host's Python
 # library is out of reach from inside the rootfs.
-import json
 import os
-import signal
 
-from .. import hooks, rootfs
+from .. import hooks, jsonio, rootfs
 from ..errors import ConfigError, OcirtError, SysError
 from ..linux import syscalls as sc
 from . import channel, setup
@@ -87,7 +87,7 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     # 8. The seccomp filter (without no_new_privs loading it needs privileges we are about to
     #    drop, so now), the user, capabilities, umask, cwd and no_new_privs.
     if req.seccomp is not None and not proc.no_new_privileges:
-        setup.load_seccomp(req.seccomp, json.loads(state), json.loads(state)["pid"])
+        setup.load_seccomp(req.seccomp, jsonio.loads(state), jsonio.loads(state)["pid"])
     setup.become_user(proc)
 
     # 9. The executable must exist now, so that "not found" is a create error.
@@ -109,7 +109,7 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     os.write(fifo, b"0")
     os.close(fifo)
     if req.seccomp is not None and proc.no_new_privileges:
-        setup.load_seccomp(req.seccomp, json.loads(state), json.loads(state)["pid"])
+        setup.load_seccomp(req.seccomp, jsonio.loads(state), jsonio.loads(state)["pid"])
     setup.exec_process(path, proc.args, env, req.keep_fds)
 
 

@@ -5,11 +5,11 @@ pivot_root or setns into the container's mount namespace."""
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
 import errno
 import fcntl
 import os
 import resource
-import signal
 import stat
 import termios
 

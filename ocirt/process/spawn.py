@@ -9,8 +9,8 @@ containerd's shim) or PID 1, as the callers require. Messages go over :mod:`.cha
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
 import os
-import signal
 
 from ..errors import OcirtError, SysError
 from ..linux import syscalls as sc
