@@ -21,11 +21,13 @@ deps:
 			apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(BIN)/.installed: setup.cfg pyproject.toml
+$(BIN)/.installed: setup.cfg pyproject.toml tools/launchers.py
 	$(MAKE) deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q --config-settings editable_mode=compat -e '.[test]'
+	$(BIN)/python tools/launchers.py
+	$(BIN)/python -m compileall -q ocirt shim >/dev/null
 	touch $@
 
 install: $(BIN)/.installed

@@ -25,6 +25,9 @@ def events(store: Store, container_id: str, interval: float, once: bool) -> None
     if once:
         _emit({"type": "stats", "id": container_id, "data": cgstats.stats(paths)})
         return
+    import gc
+
+    gc.enable()  # a stream runs for as long as the container: collect what its loop leaves
     ooms = cgstats.oom_kills(paths)
     next_stats = time.monotonic()
     while running():
