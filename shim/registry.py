@@ -1,7 +1,10 @@
-"""A client for the OCI distribution spec (pull side): manifests and blobs over HTTP(S).
+"""A client for the OCI distribution spec: the transport, auth and TLS of one registry host,
+and the pull side (manifests and blobs; shim/upload.py is the push side).
 
 Auth: anonymous first; on a 401 the WWW-Authenticate challenge says Basic (credentials sent
-as they are) or Bearer (a token fetched from the realm, with the credentials if any).
+as they are) or Bearer (a token fetched from the realm for the request's scopes, with the
+credentials if any). TLS trusts the system CAs plus the *.crt of --cert-dir and of
+/etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from http.client import HTTPResponse
+from typing import BinaryIO
 
 from .errors import OcishError
 from .store import digest_of
@@ -39,7 +43,15 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
-def _registry_error(exc: urllib.error.HTTPError, what: str) -> OcishError:
+class RegistryError(OcishError):
+    """A registry (or its token server) answered with an HTTP error status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _registry_error(exc: urllib.error.HTTPError, what: str) -> RegistryError:
     try:
         body = json.loads(exc.read(65536) or b"{}")
         errs = body.get("errors") or []
@@ -47,7 +59,8 @@ def _registry_error(exc: urllib.error.HTTPError, what: str) -> OcishError:
                            for e in errs if isinstance(e, dict))
     except (ValueError, AttributeError, OSError):
         detail = ""
-    return OcishError(f"{what}: {exc.code} {exc.reason}" + (f" ({detail})" if detail else ""))
+    return RegistryError(f"{what}: {exc.code} {exc.reason}" + (f" ({detail})" if detail else ""),
+                         exc.code)
 
 
 class RegistryClient:
@@ -61,6 +74,7 @@ class RegistryClient:
         self.creds = creds
         self.timeout = timeout
         self._tokens: dict[str, str] = {}
+        self._basic: str | None = None  # a Basic challenge's answer serves every scope
         self._lock = threading.Lock()
         self._scheme: str | None = None
         ctx = ssl.create_default_context()
@@ -78,7 +92,8 @@ class RegistryClient:
 
     # -- transport ---------------------------------------------------------------------------
 
-    def _base(self) -> str:
+    def base_url(self) -> str:
+        """``scheme://host`` (with --tls-verify=false: HTTPS if it answers, else HTTP)."""
         if self._scheme is None:
             scheme = "https"
             if not self.tls_verify:
@@ -92,8 +107,8 @@ class RegistryClient:
         return f"{self._scheme}://{self.host}"
 
     def _open(self, url: str, headers: dict[str, str], auth: str | None,
-              method: str = "GET") -> HTTPResponse:
-        req = urllib.request.Request(url, headers=headers, method=method)
+              method: str = "GET", data: bytes | BinaryIO | None = None) -> HTTPResponse:
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)
         if auth:
             # unredirected: never forwarded to the storage backend a blob redirects to
             req.add_unredirected_header("Authorization", auth)
@@ -101,19 +116,33 @@ class RegistryClient:
         assert isinstance(resp, HTTPResponse)
         return resp
 
+    def _base_url_for(self, path: str) -> str:
+        """*path* under this registry, or an absolute URL (an upload location) as it is."""
+        return urllib.parse.urljoin(self.base_url() + "/", path)
+
     def request(self, path: str, scope: str, what: str, headers: dict[str, str] | None = None,
-                method: str = "GET") -> HTTPResponse:
-        """A request for *path* (under /v2/) with whatever auth the registry asks for."""
-        url = self._base() + path
+                method: str = "GET", data: bytes | BinaryIO | None = None) -> HTTPResponse:
+        """A request for *path* (under /v2/, or a URL the registry gave) with whatever auth
+        the registry asks for; *scope* is space-separated token scopes ("" for none). A file
+        *data* is rewound to where it was if the request has to be sent again."""
+        url = self._base_url_for(path)
+        same_host = urllib.parse.urlsplit(url).netloc == self.host
         hdrs = dict(headers or {})
+        start = data.tell() if data is not None and not isinstance(data, bytes) else 0
         try:
             for attempt in range(2):
-                auth = self._tokens.get(scope)
+                # the registry's credentials for its own host only (not an upload elsewhere)
+                auth = (self._tokens.get(scope) or self._basic) if same_host else None
+                if data is not None and not isinstance(data, bytes):
+                    data.seek(start)
                 try:
-                    return self._open(url, hdrs, auth, method)
+                    return self._open(url, hdrs, auth, method, data)
                 except urllib.error.HTTPError as exc:
                     if exc.code != 401 or attempt:
-                        raise _registry_error(exc, what) from None
+                        err = _registry_error(exc, what)
+                        if exc.code == 401 and not self.creds:
+                            err.args = (f"{err} (log in with 'ocish login')",)
+                        raise err from None
                     challenge = exc.headers.get("WWW-Authenticate", "")
                     exc.close()
                     self._authenticate(challenge, scope, what)
@@ -127,23 +156,20 @@ class RegistryClient:
         scheme, params = parse_challenge(challenge)
         if scheme == "basic":
             if not self.creds:
-                raise OcishError(f"{what}: unauthorized: authentication required "
-                                 "(use --creds USER:PASSWORD)")
-            raw = f"{self.creds[0]}:{self.creds[1]}".encode()
-            with self._lock:
-                self._tokens[scope] = "Basic " + base64.b64encode(raw).decode()
+                raise RegistryError(f"{what}: unauthorized: authentication required "
+                                    "(use 'ocish login' or --creds USER:PASSWORD)", 401)
+            self._basic = self._basic_auth()
             return
         if scheme != "bearer" or "realm" not in params:
             raise OcishError(f"{what}: unauthorized (unsupported challenge {challenge!r})")
-        query = {"scope": scope}
+        query = [("scope", s) for s in scope.split()]
         if "service" in params:
-            query["service"] = params["service"]
+            query.append(("service", params["service"]))
+        if self.creds:
+            query.append(("account", self.creds[0]))
         url = params["realm"] + ("&" if "?" in params["realm"] else "?") + \
             urllib.parse.urlencode(query)
-        auth = None
-        if self.creds:
-            raw = f"{self.creds[0]}:{self.creds[1]}".encode()
-            auth = "Basic " + base64.b64encode(raw).decode()
+        auth = self._basic_auth() if self.creds else None
         try:
             with self._open(url, {}, auth) as resp:
                 body = json.loads(resp.read(1 << 20))
@@ -157,7 +183,16 @@ class RegistryClient:
         with self._lock:
             self._tokens[scope] = "Bearer " + token
 
+    def _basic_auth(self) -> str:
+        assert self.creds is not None
+        raw = f"{self.creds[0]}:{self.creds[1]}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
     # -- API ---------------------------------------------------------------------------------
+
+    def ping(self, what: str) -> None:
+        """``GET /v2/`` through the challenge flow: proves the credentials (login)."""
+        self.request("/v2/", "", what).close()
 
     def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str]:
         """Fetch a manifest or index: (bytes, media type, verified digest)."""

@@ -9,7 +9,7 @@ import sys
 from typing import NoReturn
 
 from ..errors import OcishError
-from . import imagecmds, misc
+from . import imagecmds, misc, registrycmds
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     misc.register(sub)
-    imagecmds.register(sub)
+    registrycmds.register(sub, imagecmds.register(sub))
     return p
 
 

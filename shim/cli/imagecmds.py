@@ -10,8 +10,8 @@ from typing import Any
 from .. import images, platforms, reference
 from ..errors import OcishError
 from ..pull import pull
-from ..registry import RegistryClient
 from ..storage import Storage, default_root
+from . import regopts
 from .output import human_size, since, table
 
 
@@ -19,27 +19,14 @@ def _storage(args: argparse.Namespace) -> Storage:
     return Storage(args.root or default_root())
 
 
-def _bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("true", "1", "yes"):
-        return True
-    if low in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
+_bool = regopts.parse_bool  # the --tls-verify style of boolean option, for other commands
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull an image from a registry."""
     ref = reference.parse(args.ref)
     want = platforms.parse(args.platform) if args.platform else platforms.host()
-    creds = None
-    if args.creds:
-        user, sep, password = args.creds.partition(":")
-        if not sep or not user:
-            raise OcishError("--creds: want USER:PASSWORD")
-        creds = (user, password)
-    client = RegistryClient(ref.registry, tls_verify=args.tls_verify, creds=creds,
-                            cert_dir=args.cert_dir)
+    client = regopts.client(args, ref.registry, ref.repository)
     st = _storage(args)
     pull(st, client, ref, want, out=None if args.quiet else sys.stdout)
     sys.stdout.write(f"{ref}\n")
@@ -148,11 +135,7 @@ def _add_pull(sub: Any, name: str) -> None:
     p.add_argument("ref", metavar="REF")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
     p.add_argument("--platform", help="os/arch[/variant] (default: the host's)")
-    p.add_argument("--tls-verify", type=_bool, default=True, metavar="BOOL",
-                   help="require HTTPS and a verified certificate (default true); false "
-                        "also allows plain HTTP")
-    p.add_argument("--creds", metavar="USER:PASSWORD", help="registry credentials")
-    p.add_argument("--cert-dir", metavar="DIR", help="a dir of CA certificates (*.crt)")
+    regopts.add_options(p)
     p.set_defaults(func=cmd_pull)
 
 
@@ -193,8 +176,9 @@ def _add_inspect(sub: Any, name: str) -> None:
     p.set_defaults(func=cmd_inspect)
 
 
-def register(sub: Any) -> None:
-    """Add the image commands, at top level (Docker's aliases) and under ``image``."""
+def register(sub: Any) -> Any:
+    """Add the image commands, at top level (Docker's aliases) and under ``image``; returns
+    the ``image`` subcommands, for other modules to add to."""
     _add_pull(sub, "pull")
     _add_images(sub, "images")
     _add_tag(sub, "tag")
@@ -208,3 +192,4 @@ def register(sub: Any) -> None:
     _add_rmi(isub, "rm")
     _add_inspect(isub, "inspect")
     img.set_defaults(func=lambda a: img.print_help() or 0)
+    return isub

@@ -53,11 +53,8 @@ def layout(work: Path) -> Path:
 @pytest.fixture(scope="session")
 def registry(work: Path) -> Iterator[Registry]:
     """A plain-HTTP docker-registry for the session."""
-    reg = start_registry(work / "registry")
-    try:
+    with start_registry(work / "registry") as reg:
         yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +78,15 @@ def ocish_root(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def scratch(tmp_path: Path) -> Iterator[Path]:
+    """The test's tmp_path (for more roots, layouts, auth files), removed after it."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def registry2(work: Path) -> Iterator[Registry]:
+    """A second plain-HTTP docker-registry, to push to."""
+    with start_registry(work / "registry2") as reg:
+        yield reg

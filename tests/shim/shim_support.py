@@ -10,12 +10,15 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 OCISH = REPO / ".venv" / "bin" / "ocish"
 MKROOTFS = REPO / "bundles" / "mkrootfs"
 USER, PASSWORD = "testuser", "testpass"
+_ACCESS_RE = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
 
 
 def run(*cmd: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -44,6 +48,15 @@ def ocish(root: Path, *args: str, check: bool = True, **kw: object
     return res  # type: ignore[no-any-return]
 
 
+def one_line_error(res: subprocess.CompletedProcess[str]) -> str:
+    """The failed command's error: one ``ocish: ...`` line, no traceback."""
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ocish: "), res.stderr
+    assert "Traceback" not in res.stderr
+    return lines[0]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,20 +71,31 @@ class Registry:
     log: Path
     proc: subprocess.Popen[bytes]
     auth: tuple[str, str] | None = None
+    scheme: str = "http"
+
+    def requests(self, since: int = 0) -> list[Request]:
+        """The requests the registry has served (from its access log), from number *since*."""
+        size = -1
+        while size != self.log.stat().st_size:  # a line is logged just after its response
+            size = self.log.stat().st_size
+            time.sleep(0.05)
+        return [Request(m.group(1), m.group(2), int(m.group(3)))
+                for m in map(_ACCESS_RE.search, self.log.read_text(errors="replace")
+                             .splitlines()) if m][since:]
 
     def blob_gets(self) -> int:
         """How many blob GETs the registry has served so far."""
-        return sum(1 for line in self.log.read_text(errors="replace").splitlines()
-                   if '"GET /v2/' in line and "/blobs/" in line)
+        return sum(1 for r in self.requests() if r.method == "GET" and "/blobs/" in r.path)
 
     def _req(self, method: str, path: str, data: bytes | None = None,
              headers: dict[str, str] | None = None) -> tuple[bytes, dict[str, str]]:
-        req = urllib.request.Request(f"http://{self.host}{path}", data=data, method=method,
-                                     headers=headers or {})
+        req = urllib.request.Request(f"{self.scheme}://{self.host}{path}", data=data,
+                                     method=method, headers=headers or {})
         if self.auth:
             raw = f"{self.auth[0]}:{self.auth[1]}".encode()
             req.add_header("Authorization", "Basic " + base64.b64encode(raw).decode())
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        ctx = ssl._create_unverified_context() if self.scheme == "https" else None
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
             return resp.read(), dict(resp.headers)
 
     def manifest(self, repo: str, ref: str) -> tuple[bytes, str]:
@@ -88,6 +112,16 @@ class Registry:
         """Upload a manifest (an index, in these tests)."""
         self._req("PUT", f"/v2/{repo}/manifests/{ref}", body, {"Content-Type": media_type})
 
+    def delete_blob(self, repo: str, digest: str) -> None:
+        """Unlink a blob from a repository."""
+        self._req("DELETE", f"/v2/{repo}/blobs/{digest}")
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         """Stop the registry by its pid."""
         if self.proc.poll() is None:
@@ -99,25 +133,45 @@ class Registry:
                 self.proc.wait(10)
 
 
-def start_registry(base: Path, htpasswd: Path | None = None) -> Registry:
-    """Start docker-registry on a free 127.0.0.1 port with storage under *base*."""
+@dataclass
+class Request:
+    """One request in a registry's access log."""
+
+    method: str
+    path: str
+    status: int
+
+    @property
+    def query(self) -> dict[str, str]:
+        return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+
+
+def start_registry(base: Path, htpasswd: Path | None = None, *,
+                   tls: tuple[Path, Path] | None = None, token: str = "") -> Registry:
+    """Start docker-registry on a free 127.0.0.1 port with storage under *base*: plain HTTP,
+    or HTTPS with *tls* (certificate, key); auth by *htpasswd*, or *token* (the YAML flow
+    mapping of docker-registry's ``auth: token`` settings)."""
     base.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     auth = f"auth: {{htpasswd: {{realm: basic-realm, path: {htpasswd}}}}}\n" if htpasswd else ""
+    auth += f"auth: {{token: {token}}}\n" if token else ""
+    tls_conf = f", tls: {{certificate: {tls[0]}, key: {tls[1]}}}" if tls else ""
     (base / "config.yml").write_text(
         "version: 0.1\nlog: {level: info}\n"
         f"storage:\n  filesystem: {{rootdirectory: {base / 'data'}}}\n"
         "  delete: {enabled: true}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n" + auth)
+        f"http: {{addr: 127.0.0.1:{port}{tls_conf}}}\n" + auth)
     log = base / "registry.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(["docker-registry", "serve", str(base / "config.yml")],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    reg = Registry(f"127.0.0.1:{port}", log, proc)
+    reg = Registry(f"127.0.0.1:{port}", log, proc, scheme="https" if tls else "http")
+    ctx = ssl._create_unverified_context() if tls else None
     deadline = time.monotonic() + 20
     while True:
         try:
-            urllib.request.urlopen(f"http://{reg.host}/v2/", timeout=2).close()
+            urllib.request.urlopen(f"{reg.scheme}://{reg.host}/v2/", timeout=2,
+                                   context=ctx).close()
             break
         except urllib.error.HTTPError:
             break  # 401: up, with auth

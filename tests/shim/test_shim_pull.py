@@ -17,6 +17,7 @@ from shim_support import (
     Registry,
     assert_store_sound,
     ocish,
+    one_line_error,
     push,
     run,
     sha256_file,
@@ -34,14 +35,6 @@ def _inspect(root: Path, ref: str) -> dict[str, object]:
     out = json.loads(ocish(root, "image", "inspect", ref).stdout)
     assert isinstance(out, list) and len(out) == 1
     return out[0]  # type: ignore[no-any-return]
-
-
-def _one_line_error(res: subprocess.CompletedProcess[str]) -> str:
-    assert res.returncode != 0
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ocish: "), res.stderr
-    assert "Traceback" not in res.stderr
-    return lines[0]
 
 
 def test_pull_by_tag_then_by_digest(images: Images, ocish_root: Path, tmp_path: Path) -> None:
@@ -160,7 +153,7 @@ def test_images_tag_rmi_inspect(images: Images, ocish_root: Path) -> None:
     assert info["Id"] == image_id and len(info["RepoTags"]) == 3  # type: ignore[arg-type]
 
     assert ocish(ocish_root, "rmi", "local/copy:v1").stdout.strip() == "Untagged: local/copy:v1"
-    err = _one_line_error(ocish(ocish_root, "rmi", image_id[7:19], check=False))
+    err = one_line_error(ocish(ocish_root, "rmi", image_id[7:19], check=False))
     assert "referenced in multiple repositories" in err
     out = ocish(ocish_root, "rmi", "-f", image_id[7:19]).stdout.splitlines()
     assert f"Deleted: {image_id}" in out and "Untagged: local/copy:v2" in out
@@ -168,7 +161,7 @@ def test_images_tag_rmi_inspect(images: Images, ocish_root: Path) -> None:
     # garbage collection: nothing left
     assert list((ocish_root / "blobs" / "sha256").iterdir()) == []
     assert list((ocish_root / "snapshots").iterdir()) == []
-    err = _one_line_error(ocish(ocish_root, "image", "inspect", images.ref(), check=False))
+    err = one_line_error(ocish(ocish_root, "image", "inspect", images.ref(), check=False))
     assert err == f"ocish: No such image: {images.ref()}"
 
 
@@ -263,7 +256,7 @@ def test_manifest_list_picks_the_platform(images: Images, layout: Path, ocish_ro
     assert info["RepoDigests"] == [f"{reg.host}/{repo}@{digest_of(index)}"]
     ocish(ocish_root, *PULL, "-q", "--platform", f"linux/{other}", ref)
     assert _inspect(ocish_root, ref)["Architecture"] == other
-    err = _one_line_error(ocish(ocish_root, *PULL, "--platform", "linux/mips64", ref, check=False))
+    err = one_line_error(ocish(ocish_root, *PULL, "--platform", "linux/mips64", ref, check=False))
     assert "no matching manifest for linux/mips64" in err
 
 
@@ -284,9 +277,9 @@ def auth_registry(work: Path, layout: Path) -> object:
 
 def test_basic_auth(auth_registry: Registry, ocish_root: Path) -> None:
     ref = f"{auth_registry.host}/secret/busybox:latest"
-    err = _one_line_error(ocish(ocish_root, *PULL, ref, check=False))
+    err = one_line_error(ocish(ocish_root, *PULL, ref, check=False))
     assert "unauthorized" in err
-    err = _one_line_error(ocish(ocish_root, *PULL, "--creds", "testuser:wrong", ref, check=False))
+    err = one_line_error(ocish(ocish_root, *PULL, "--creds", "testuser:wrong", ref, check=False))
     assert "401" in err
     ocish(ocish_root, *PULL, "-q", "--creds", "testuser:testpass", ref)
     assert _inspect(ocish_root, ref)["RepoTags"] == [ref]

@@ -107,7 +107,8 @@ def test_errors_are_one_line(tmp_path: Path, args: list[str]) -> None:
 
 
 def test_help_and_version(tmp_path: Path) -> None:
-    for cmd in (["pull"], ["images"], ["tag"], ["rmi"], ["image", "inspect"], ["image", "ls"]):
+    for cmd in (["pull"], ["images"], ["tag"], ["rmi"], ["image", "inspect"], ["image", "ls"],
+                ["push"], ["image", "push"], ["login"], ["logout"]):
         res = ocish(tmp_path, *cmd, "--help")
         assert res.stdout.startswith("usage: ocish"), cmd
     assert subprocess.run([str(OCISH), "version"], capture_output=True, text=True,
