@@ -2,7 +2,7 @@
 PYTHON      := /usr/bin/python3
 VENV        := .venv
 BIN         := $(VENV)/bin
-APT_PACKAGES := runc busybox-static libcap-dev libseccomp2 gcc libc6-dev python3-venv python3-dev \
+APT_PACKAGES := runc busybox-static libseccomp2 gcc libc6-dev python3-venv python3-dev \
                 iproute2 util-linux procps \
                 podman conmon netavark aardvark-dns containernetworking-plugins iptables \
                 containerd docker.io skopeo umoci tmux curl docker-registry apache2-utils crun

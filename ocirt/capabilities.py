@@ -1,8 +1,10 @@
 """Linux capabilities: the five sets of process.capabilities.
 
-The bounding set is dropped while still root; the effective, permitted and inheritable sets are
-set through python-prctl after the uid switch (with keep-caps on across it); the ambient set,
-which python-prctl does not cover, through prctl(PR_CAP_AMBIENT) directly.
+The bounding set is dropped while still root (prctl PR_CAPBSET_DROP); the effective, permitted
+and inheritable sets are set together by one capset(2) after the uid switch (with keep-caps on
+across it); the ambient set through prctl(PR_CAP_AMBIENT). These three calls are all of it, so
+they are made directly: a library (python-prctl, libcap) would cost an import of about a
+millisecond in every create and exec, and would not know capabilities newer than its table.
 """
 
 from __future__ import annotations
@@ -51,19 +53,10 @@ def drop_bounding(caps: Capabilities) -> None:
 
 def apply(caps: Capabilities) -> None:
     """Set effective, permitted, inheritable and ambient sets (after the uid switch)."""
-    import prctl
-
     top = last_cap()
-    known = set(prctl.ALL_CAPS)
-    every = [c for c in range(top + 1) if c in known]
-    eff, perm, inh = (numbers(s, top) for s in (caps.effective, caps.permitted, caps.inheritable))
-    prctl.set_caps((sorted(eff & known), prctl.CAP_EFFECTIVE, True),
-                   ([c for c in every if c not in eff], prctl.CAP_EFFECTIVE, False),
-                   (sorted(perm & known), prctl.CAP_PERMITTED, True),
-                   ([c for c in every if c not in perm], prctl.CAP_PERMITTED, False),
-                   (sorted(inh & known), prctl.CAP_INHERITABLE, True),
-                   ([c for c in every if c not in inh], prctl.CAP_INHERITABLE, False))
-    _set_unnamed(eff, perm, inh, known, top)
+    eff, perm, inh = (_mask(numbers(s, top)) for s in
+                      (caps.effective, caps.permitted, caps.inheritable))
+    sc.capset(eff, perm, inh)
     sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
     for cap in sorted(numbers(caps.ambient, top)):
         # An ambient capability must be permitted and inheritable, or raising it fails with
@@ -76,30 +69,5 @@ def apply(caps: Capabilities) -> None:
                 raise
 
 
-def _set_unnamed(eff: set[int], perm: set[int], inh: set[int], known: set[int], top: int) -> None:
-    """Capabilities newer than python-prctl's table (e.g. CAP_CHECKPOINT_RESTORE) via capset(2)."""
-    if all(c in known for c in range(top + 1)):
-        return
-    import ctypes
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
-
-    def mask(s: set[int]) -> int:
-        return sum(1 << c for c in s)
-
-    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
-    data = (Data * 2)()
-    for i in range(2):
-        shift = 32 * i
-        data[i].effective = (mask(eff) >> shift) & 0xFFFFFFFF
-        data[i].permitted = (mask(perm) >> shift) & 0xFFFFFFFF
-        data[i].inheritable = (mask(inh) >> shift) & 0xFFFFFFFF
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.capset(ctypes.byref(header), data) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, "capset")
+def _mask(caps: set[int]) -> int:
+    return sum(1 << c for c in caps)

@@ -32,7 +32,7 @@ from .spec import Device, Mount, Spec
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 DEFAULT_DEVICES = (
     Device("c", "/dev/null", 1, 3, 0o666, 0, 0), Device("c", "/dev/zero", 1, 5, 0o666, 0, 0),
@@ -52,13 +52,17 @@ class Context:
     """What the rootfs steps need beyond the spec."""
 
     def __init__(self, spec: Spec, rootfs: str, bundle: str, cgroup_paths: dict[str, str],
-                 userns: bool, new_cgroupns: bool) -> None:
+                 userns: bool, new_cgroupns: bool,
+                 cgroupns_ready: Callable[[], object] = lambda: None) -> None:
         self.spec = spec
         self.rootfs = rootfs
         self.bundle = bundle
         self.cgroup_paths = cgroup_paths
         self.userns = userns
         self.new_cgroupns = new_cgroupns
+        #: called before a cgroup filesystem is mounted in a new cgroup namespace: returns once
+        #: that namespace exists (the init makes it when it has joined its cgroups)
+        self.cgroupns_ready = cgroupns_ready
 
 
 def prepare(ctx: Context) -> None:
@@ -103,6 +107,8 @@ def _make_parent_private(path: str) -> None:
 
 def _mount_entry(ctx: Context, root_fd: int, m: Mount) -> None:
     opts = Options(m.options)
+    if ctx.new_cgroupns and m.type in ("cgroup", "cgroup2"):
+        ctx.cgroupns_ready()
     try:
         if opts.bind or m.type == "bind":
             _bind(ctx, root_fd, m, opts)

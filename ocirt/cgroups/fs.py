@@ -43,8 +43,11 @@ def resolve_paths(cgroups_path: str, container_id: str,
 
 def _write(path: str, value: str) -> None:
     try:
-        with open(path, "w") as f:
-            f.write(value)
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise SysError(f"write {path}", exc.errno or 0) from None
 
@@ -89,7 +92,27 @@ class Manager:
                 _write(mine, _read(os.path.join(parent, name)).strip())
 
     def add(self, pid: int) -> None:
+        """Move process ``pid`` into every hierarchy."""
         for path in self.paths.values():
+            _write(os.path.join(path, "cgroup.procs"), str(pid))
+
+    # Moving a process takes the kernel's global threadgroup lock, whose RCU grace period makes
+    # each such move cost 5-15 ms. A thread that moves itself ("0" to a v1 ``tasks`` file)
+    # skips that lock, and for a single-threaded process that moves the whole process. cgroup2
+    # has no such path (its cgroup.threads is only for threaded subtrees), so the spawn chain
+    # moves processes there from the runtime, while the children work: see process/spawn.py.
+
+    def enter_v1(self) -> None:
+        """Move the calling thread (the caller must be single-threaded) into each cgroup v1
+        hierarchy, without the global lock."""
+        for key, path in self.paths.items():
+            if key != detect.UNIFIED:
+                _write(os.path.join(path, "tasks"), "0")
+
+    def add_v2(self, pid: int) -> None:
+        """Move process ``pid`` into the cgroup2 hierarchy, if the container has one."""
+        path = self.paths.get(detect.UNIFIED)
+        if path is not None:
             _write(os.path.join(path, "cgroup.procs"), str(pid))
 
     def pids(self) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from .. import faults, hooks
+from .. import faults, hooks, jsonio
 from .. import spec as spec_mod
 from ..cgroups.fs import Manager, resolve_paths
 from ..errors import ConfigError, ExistsError, OcirtError, SysError
@@ -18,7 +18,6 @@ from ..linux import proc
 from ..process import channel
 from ..process.spawn import InitRequest, kill_and_wait, spawn
 from ..state import ContainerDir, State, Store, write_atomic
-from .status import CREATING
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
@@ -183,19 +182,16 @@ def create(store: Store, container_id: str, opts: Options) -> State:
             lsms=lsms, seccomp=_seccomp(spec), container_id=container_id,
             systemd_cgroup=opts.systemd_cgroup)
 
-        def runtime_hooks(pid: int) -> str:
+        def runtime_hooks(state: str) -> None:
             """The init has its mounts and devices: limit it, then run the runtime's hooks."""
             nonlocal init_pid
-            init_pid = pid
+            init_pid = jsonio.loads(state)["pid"]
             if spec.linux.resources:
                 from ..cgroups.resources import apply
 
                 apply(manager.paths, spec.linux.resources)
-            state = hooks.state_json(container_id, CREATING, pid, opts.bundle, spec.oci_version,
-                                     spec.annotations)
-            hooks.run("prestart", hook_json.get("prestart", []), state)
-            hooks.run("createRuntime", hook_json.get("createRuntime", []), state)
-            return state.decode()
+            hooks.run("prestart", hook_json.get("prestart", []), state.encode())
+            hooks.run("createRuntime", hook_json.get("createRuntime", []), state.encode())
 
         init_pid, ch = spawn(request, runtime_hooks)
         faults.step("create:spawned")

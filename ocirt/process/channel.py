@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 USERNS = "userns"            # child -> parent: write my uid/gid maps
 USERNS_DONE = "userns-done"  # parent -> child
 PID = "pid"                  # intermediate -> parent: the init's host pid
-HOOKS = "hooks"              # init -> parent: run prestart/createRuntime hooks now
+JOINED = "joined"            # parent -> init: in the container's cgroups; the state JSON
+HOOKS = "hooks"              # init -> parent: set limits, run prestart/createRuntime hooks
 HOOKS_DONE = "hooks-done"    # parent -> init
 READY = "ready"              # init -> parent: set up, about to wait for start
 COMMITTED = "committed"      # parent -> init: state and pid file written; wait for start

@@ -1,8 +1,10 @@
 """Spawning a process inside a running container (``exec``).
 
-The runtime forks an intermediate that joins the container's cgroup and then its namespaces,
+The runtime forks an intermediate that joins the container's cgroups and then its namespaces,
 read from the init's /proc/<pid>/ns (the user namespace first); it forks the process itself,
-which sets up its terminal, limits, labels, user and capabilities and execs. The channel is
+which sets up its terminal, limits, labels, user and capabilities and execs. As for the init
+(see spawn.py), the intermediate moves itself into the v1 hierarchies and the runtime moves
+the intermediate and then the process into cgroup2, while they work. The channel is
 close-on-exec: end of file after READY means execve succeeded, an error message that it failed.
 Until execve every process here is non-dumpable and holds no host fd beyond stdio and the
 preserved ones, so the container cannot reach the runtime through /proc (CVE-2019-5736,
@@ -12,6 +14,7 @@ CVE-2024-21626).
 from __future__ import annotations
 
 import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
+import errno
 import os
 
 from ..cgroups.fs import Manager
@@ -69,8 +72,6 @@ def _namespaces_of(pid: int) -> dict[str, int]:
 
 def spawn_exec(req: ExecRequest) -> int:
     """Start the process; its host pid once it has exec'd. Raises ExecError if it could not."""
-    if req.process.capabilities is not None:
-        import prctl  # noqa: F401 - needed after setns, where the host's library is out of reach
     if req.process.terminal or req.seccomp is not None:
         import socket  # noqa: F401
     ns_fds = _namespaces_of(req.init_pid)
@@ -81,9 +82,15 @@ def spawn_exec(req: ExecRequest) -> int:
             os.close(fd)
     pid = 0
     try:
+        try:
+            Manager(req.cgroup_paths).add_v2(stage1)  # slow: the intermediate works meanwhile
+        except SysError as exc:
+            if exc.errno != errno.ESRCH:  # an intermediate gone already is no failure
+                raise
         msg = parent.expect(channel.PID)
         pid = msg["pid"]
-        parent.send(channel.PID, pid=pid)  # the process learns its host pid
+        Manager(req.cgroup_paths).add_v2(pid)
+        parent.send(channel.PID, pid=pid)  # the process learns its host pid, and is in place
         os.waitpid(stage1, 0)
         stage1 = 0
         parent.expect(channel.READY)
@@ -115,7 +122,7 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int])
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
     close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener,
                                      *ns_fds.values()})
-    Manager(req.cgroup_paths).add(os.getpid())
+    Manager(req.cgroup_paths).enter_v1()
     if req.process.oom_score_adj is not None:
         # On the host's procfs, before joining the container (whose /proc could redirect the
         # write, CVE-2025-52881) and while privileged enough to lower it; the fork inherits it.
@@ -145,13 +152,13 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int])
 def _process(req: ExecRequest, ch: channel.Channel) -> None:
     """In the container: terminal, limits, labels, user, cwd, then execve."""
     proc = req.process
-    my_pid = ch.expect(channel.PID)["pid"]
     os.chdir("/")
     if proc.terminal:
         os.setsid()
         setup.setup_console(req.console_fd, proc, dev_console=False)
     setup.set_cpu_affinity(proc, "initial")
     setup.apply_privileged(proc, req.lsms)
+    my_pid = ch.expect(channel.PID)["pid"]  # from here on we must be in the cgroups
     if req.seccomp is not None and not proc.no_new_privileges:
         setup.load_seccomp(req.seccomp, req.state, my_pid)
     setup.become_user(proc)

@@ -47,14 +47,18 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     os.umask(0)
     _join_session_keyring(req.new_keyring)
 
-    # 1. The filesystem: mounts, /dev and devices inside the new mount namespace.
+    # 1. The filesystem: mounts, /dev and devices inside the new mount namespace (a cgroup
+    #    mount in a new cgroup namespace waits until the runtime has moved us to our cgroups).
+    joined = _CgroupsJoined(ch, req.new_cgroupns)
     ctx = rootfs.Context(spec, req.rootfs, req.bundle, req.cgroup_paths, req.userns,
-                         req.new_cgroupns)
+                         req.new_cgroupns, cgroupns_ready=joined)
     rootfs.prepare(ctx)
 
-    # 2. prestart and createRuntime hooks, run by the runtime in its own namespaces.
+    # 2. The runtime sets the cgroups' limits and runs the prestart and createRuntime hooks
+    #    in its own namespaces.
+    state = joined()
     ch.send(channel.HOOKS)
-    state = ch.expect(channel.HOOKS_DONE)["state"].encode()
+    ch.expect(channel.HOOKS_DONE)
 
     # 3. createContainer hooks: in the container's namespaces, before pivot_root.
     hooks.run("createContainer", req.hooks.get("createContainer", []), state)
@@ -111,6 +115,23 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
     if req.seccomp is not None and proc.no_new_privileges:
         setup.load_seccomp(req.seccomp, jsonio.loads(state), jsonio.loads(state)["pid"])
     setup.exec_process(path, proc.args, env, req.keep_fds)
+
+
+class _CgroupsJoined:
+    """Waits, once, for the runtime's JOINED: from then on the init is in the container's
+    cgroups, so a new cgroup namespace made now is rooted there. Returns the state JSON."""
+
+    def __init__(self, ch: channel.Channel, new_cgroupns: bool) -> None:
+        self.ch = ch
+        self.new_cgroupns = new_cgroupns
+        self.state = b""
+
+    def __call__(self) -> bytes:
+        if not self.state:
+            self.state = self.ch.expect(channel.JOINED)["state"].encode()
+            if self.new_cgroupns:
+                _call(sc.unshare, sc.CLONE_NEWCGROUP, what="unshare the cgroup namespace")
+        return self.state
 
 
 def _call(fn: Callable[..., object], *args: object, what: str) -> None:

@@ -1,17 +1,26 @@
 """The spawn chain: runtime -> intermediate -> init.
 
-The runtime forks an intermediate process that joins the container's cgroups, enters or
-creates its namespaces (the user namespace first, its id maps written by the runtime), and forks
-again: a new pid namespace only applies to children, so that grandchild is the container's PID 1.
-The intermediate exits at once, so the init is re-parented to the caller's subreaper (conmon,
+The runtime forks an intermediate process that enters or creates the container's namespaces
+(the user namespace first, its id maps written by the runtime) and forks again: a new pid
+namespace only applies to children, so that grandchild is the container's PID 1. The
+intermediate exits at once, so the init is re-parented to the caller's subreaper (conmon,
 containerd's shim) or PID 1, as the callers require. Messages go over :mod:`.channel`.
+
+Cgroups: the intermediate moves itself into the v1 hierarchies (quick: see cgroups/fs.py); a
+cgroup2 move waits for an RCU grace period (5-15 ms, the longest step of a create), so the
+runtime moves the intermediate and then the init there while the children do their own work.
+The init waits for JOINED only where it matters: before it makes its cgroup namespace (rooted
+in its new cgroup) and before anything runs that must be limited (hooks, its process).
 """
 
 from __future__ import annotations
 
 import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
+import errno
 import os
 
+from .. import hooks
+from ..cgroups.fs import Manager
 from ..errors import OcirtError, SysError
 from ..linux import syscalls as sc
 from . import channel
@@ -64,14 +73,15 @@ class InitRequest:
         self.new_cgroupns = cgroupns is not None and not cgroupns.path
 
 
-def spawn(req: InitRequest, on_hooks: Callable[[int], str]) -> tuple[int, channel.Channel]:
+def spawn(req: InitRequest, on_hooks: Callable[[str], None]) -> tuple[int, channel.Channel]:
     """Start the init; return its host pid once it waits for ``start``, with the channel on
     which the caller must send COMMITTED (after recording the container) and then close.
 
-    ``on_hooks(pid)`` runs the runtime-side hooks and returns the state JSON for the init's own.
-    On failure nothing of the init is left running.
+    ``on_hooks(state)`` runs when the init has its mounts and devices, before pivot_root: it
+    sets the cgroups' limits (as runc does then: a devices rule must not stop the init making
+    its /dev) and runs the prestart and createRuntime hooks. On failure nothing of the init is
+    left running.
     """
-    preload(req)
     ns_fds = _open_namespace_paths(req.spec)
     try:
         stage1, parent = channel.fork_child(lambda ch: _intermediate(req, ch, ns_fds))
@@ -79,8 +89,10 @@ def spawn(req: InitRequest, on_hooks: Callable[[int], str]) -> tuple[int, channe
         for fd in ns_fds.values():
             os.close(fd)
     init_pid = 0
+    state = b""
     stage1_reaped = False
     try:
+        failed = _join_cgroups(req, stage1)  # the slow move; the intermediate works meanwhile
         while True:
             msg = parent.recv()
             kind = msg["type"]
@@ -92,8 +104,16 @@ def spawn(req: InitRequest, on_hooks: Callable[[int], str]) -> tuple[int, channe
                 _set_oom_score_adj(init_pid, req.spec)
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
+                if failed is not None:
+                    raise failed
+                # Forked before or after its parent moved: move it too (quick, so soon after).
+                Manager(req.cgroup_paths).add_v2(init_pid)
+                state = hooks.state_json(req.container_id, "creating", init_pid, req.bundle,
+                                         req.spec.oci_version, req.spec.annotations)
+                parent.send(channel.JOINED, state=state.decode())
             elif kind == channel.HOOKS:
-                parent.send(channel.HOOKS_DONE, state=on_hooks(init_pid))
+                on_hooks(state.decode())
+                parent.send(channel.HOOKS_DONE)
             elif kind == channel.READY:
                 return init_pid, parent
     except BaseException:
@@ -105,14 +125,30 @@ def spawn(req: InitRequest, on_hooks: Callable[[int], str]) -> tuple[int, channe
             channel.reap(stage1)
 
 
+def _join_cgroups(req: InitRequest, pid: int) -> OcirtError | None:
+    """Move the intermediate into the container's cgroup2 hierarchy (starting its systemd scope
+    first when asked). A failure is returned, to be raised once the init's pid is known and it can be
+    killed; an intermediate that has already exited (ESRCH) is no failure: the init is moved
+    on its own."""
+    try:
+        if req.systemd_cgroup:
+            from ..cgroups import systemd
+
+            systemd.start_scope(req.spec.linux.cgroups_path, req.container_id, pid)
+        Manager(req.cgroup_paths).add_v2(pid)
+    except SysError as exc:
+        return None if exc.errno == errno.ESRCH else exc
+    except OcirtError as exc:
+        return exc
+    return None
+
+
 def preload(req: InitRequest) -> None:
-    """Import in the runtime everything the children will need: once they are in a user
-    namespace or past pivot_root, the host's Python files may be out of their reach."""
+    """Import everything the init will need, before entering any namespace: once in a user
+    namespace or past pivot_root, the host's Python files may be out of its reach."""
     from . import init  # noqa: F401
 
     process = req.spec.process
-    if process is not None and process.capabilities is not None:
-        import prctl  # noqa: F401
     if (process is not None and process.terminal) or req.seccomp is not None:
         import socket  # noqa: F401
     if req.systemd_cgroup or req.hooks.get("createContainer") or req.hooks.get("startContainer"):
@@ -183,19 +219,14 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
 
 
 def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int]) -> None:
-    """Join the cgroups, enter the namespaces, fork the init, report its pid, exit."""
+    """Enter the namespaces, fork the init, report its pid, exit."""
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    preload(req)
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
     close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd, listener,
                                      *ns_fds.values()})
-    from ..cgroups.fs import Manager
-
-    if req.systemd_cgroup:
-        from ..cgroups import systemd
-
-        systemd.start_scope(req.spec.linux.cgroups_path, req.container_id, os.getpid())
-    Manager(req.cgroup_paths).add(os.getpid())
+    Manager(req.cgroup_paths).enter_v1()  # as host root: before any user namespace
     linux = req.spec.linux
     if "user" in ns_fds:
         _setns(ns_fds.pop("user"), "user")
@@ -210,7 +241,7 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int])
             _setns(ns_fds.pop(kind), kind)
     flags = 0
     for ns in linux.namespaces:
-        if not ns.path and ns.type != "user":
+        if not ns.path and ns.type not in ("user", "cgroup"):  # the init makes its cgroupns
             flags |= NAMESPACE_FLAGS[ns.type]
     if flags:
         _unshare(flags, "namespaces")
