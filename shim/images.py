@@ -10,6 +10,7 @@ from typing import Any
 from . import reference
 from .db import transaction
 from .errors import OcishError
+from .snapshots import chain_ids
 from .storage import Storage
 
 _ID_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
@@ -140,11 +141,18 @@ def remove(st: Storage, text: str, force: bool = False) -> list[str]:
     return out
 
 
-def gc(st: Storage) -> tuple[int, int]:
-    """Remove blobs and snapshots no image uses; the caller holds the exclusive lock.
+@dataclass
+class Collected:
+    """What a garbage collection removed: blob count, snapshots (chain IDs) and the bytes of
+    layer content those held (the measure ``images`` and ``system df`` show)."""
 
-    Returns (blobs removed, snapshots removed).
-    """
+    blobs: int = 0
+    snapshots: list[str] = field(default_factory=list)
+    reclaimed: int = 0
+
+
+def gc(st: Storage) -> Collected:
+    """Remove blobs and snapshots no image uses; the caller holds the exclusive lock."""
     with transaction(st.db) as conn:
         conn.execute("DELETE FROM manifests WHERE image_id NOT IN (SELECT id FROM images)")
         conn.execute("DELETE FROM snapshots WHERE chain_id NOT IN "
@@ -154,31 +162,47 @@ def gc(st: Storage) -> tuple[int, int]:
         for query in ("SELECT id FROM images", "SELECT digest FROM manifests",
                       "SELECT blob_digest FROM manifest_layers", "SELECT digest FROM repo_digests"):
             keep_blobs.update(r[0] for r in conn.execute(query))
-    blobs = snaps = 0
+    out = Collected()
     for digest in list(st.content.digests()):
         if digest not in keep_blobs:
             st.content.delete(digest)
-            blobs += 1
+            out.blobs += 1
     for chain in st.snapshots.chain_ids():
         if chain not in keep_chains:
+            try:
+                out.reclaimed += st.snapshots.info(chain).size
+            except (OSError, ValueError, TypeError):
+                pass  # no readable info.json: nothing to count
             st.snapshots.remove(chain)
-            snaps += 1
+            out.snapshots.append(chain)
     st.content.clean_ingest()
     st.snapshots.clean_tmp()
-    return blobs, snaps
+    return out
+
+
+def first_manifest(st: Storage, image_id: str) -> str | None:
+    """The digest of one manifest of the image (the first by digest), if it has any."""
+    row = st.db.execute("SELECT digest FROM manifests WHERE image_id = ? ORDER BY digest",
+                        (image_id,)).fetchone()
+    return str(row["digest"]) if row else None
+
+
+def image_config(st: Storage, image_id: str) -> dict[str, Any]:
+    """The config of a stored image (its ID is the config's digest)."""
+    config = json.loads(st.content.read(image_id))
+    return config if isinstance(config, dict) else {}
+
+
+def layer_chains(config: dict[str, Any]) -> list[str]:
+    """The chain IDs of an image's layers, bottom first (from its config's diff IDs)."""
+    return chain_ids(list((config.get("rootfs") or {}).get("diff_ids") or []))
 
 
 def inspect(st: Storage, image_id: str) -> dict[str, Any]:
     """Docker-like ``image inspect`` data for one image."""
     img = _load(st, image_id)
-    config = json.loads(st.content.read(image_id))
-    layers = st.db.execute(
-        "SELECT l.chain_id FROM manifest_layers l JOIN manifests m ON m.digest = l.manifest_digest"
-        " WHERE m.image_id = ? ORDER BY m.digest, l.idx", (image_id,)).fetchall()
-    chains: list[str] = []
-    for r in layers:
-        if r[0] not in chains:
-            chains.append(r[0])
+    config = image_config(st, image_id)
+    chains = layer_chains(config)
     lowers = [st.snapshots.fs(c) for c in reversed(chains)]
     last_tag = st.db.execute("SELECT MAX(updated) FROM tags WHERE image_id = ?",
                              (image_id,)).fetchone()[0]

@@ -70,22 +70,30 @@ class _Prefixed:
 
 
 def decompressor(src: Readable) -> Readable:
-    """Wrap *src* in the decompressor its magic bytes call for (gzip, zstd or none)."""
+    """Wrap *src* in the decompressor its magic bytes call for (gzip, zstd, bzip2, xz or none)."""
     head = b""
-    while len(head) < 4:
-        chunk = src.read(4 - len(head))
+    while len(head) < 6:
+        chunk = src.read(6 - len(head))
         if not chunk:
             break
         head += chunk
     raw = _Prefixed(head, src)
     if head[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=cast(Any, raw), mode="rb")
-    if head == b"\x28\xb5\x2f\xfd":
+    if head[:4] == b"\x28\xb5\x2f\xfd":
         try:
             zstandard = importlib.import_module("zstandard")
         except ImportError:
             raise OcishError("zstd-compressed layer: install the 'zstandard' module") from None
         return zstandard.ZstdDecompressor().stream_reader(raw)
+    if head[:3] == b"BZh":
+        import bz2
+
+        return bz2.BZ2File(cast(Any, raw), mode="rb")
+    if head == b"\xfd7zXZ\x00":
+        import lzma
+
+        return lzma.LZMAFile(cast(Any, raw), mode="rb")
     return raw
 
 
