@@ -9,7 +9,7 @@ import sys
 from typing import NoReturn
 
 from ..errors import OcishError
-from . import imagecmds, misc, registrycmds
+from . import archivecmds, imagecmds, misc, registrycmds, usagecmds
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     misc.register(sub)
     registrycmds.register(sub, imagecmds.register(sub))
+    archivecmds.register(sub)
+    usagecmds.register(sub)
     return p
 
 

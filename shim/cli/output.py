@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import time
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TextIO
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
@@ -17,6 +18,12 @@ def table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     for row in [header, *rows]:
         cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
         out.write("   ".join(cells).rstrip() + "\n")
+
+
+def json_lines(out: TextIO, rows: Iterable[Mapping[str, Any]]) -> None:
+    """One JSON object a line, keys sorted (Docker's ``--format json``)."""
+    for row in rows:
+        out.write(json.dumps(row, sort_keys=True) + "\n")
 
 
 def human_size(size: float) -> str:

@@ -1,0 +1,77 @@
+"""``import``: a one-layer image from a rootfs tarball (plain, gzip, bzip2, xz or zstd).
+
+As ``docker import`` does, the tar is the layer as it is: its diff ID is the sha256 of the
+uncompressed stream. The layer is stored gzip-compressed (an OCI ``tar+gzip`` blob), unpacked
+into its snapshot like a pulled layer, and described by a new config whose one history entry
+has the comment ``Imported from SOURCE`` (or ``--message``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import hashlib
+import json
+import tempfile
+from typing import Any
+
+from . import changes, platforms
+from .install import install, new_image
+from .storage import Storage
+from .store import Readable
+from .unpack import decompressor
+
+GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+class _HashingWriter:
+    """Hash (sha256) everything written through to *out*."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return int(self.out.write(data))
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def now_rfc3339() -> str:
+    """The current time as Docker writes ``created``."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace(
+        "+00:00", "Z")
+
+
+def import_rootfs(st: Storage, src: Readable, source: str, tags: list[tuple[str, str]],
+                  change: list[str], message: str, platform: platforms.Platform) -> str:
+    """Make and record the image; returns its ID."""
+    with st.lock(exclusive=False), tempfile.TemporaryFile(dir=st.root) as tmp:
+        plain = decompressor(src)
+        diff = hashlib.sha256()
+        packed = _HashingWriter(tmp)
+        with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0) as gz:
+            while chunk := plain.read(1 << 16):
+                diff.update(chunk)
+                gz.write(chunk)
+        blob = "sha256:" + packed.hash.hexdigest()
+        tmp.seek(0)
+        st.content.ingest(blob, packed.size, tmp)
+        diff_id = "sha256:" + diff.hexdigest()
+        created = now_rfc3339()
+        config = {
+            "architecture": platform.architecture,
+            **({"variant": platform.variant} if platform.variant else {}),
+            "os": platform.os, "created": created,
+            "config": changes.apply({}, change),
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created": created, "comment": message or f"Imported from {source}"}],
+        }
+        p = new_image(st, json.dumps(config, separators=(",", ":")).encode(),
+                      [(blob, packed.size, GZIP_LAYER)])
+        install(st, p, tags, [])
+    return p.config_digest
