@@ -98,16 +98,25 @@ class Manager:
 
     # Moving a process takes the kernel's global threadgroup lock, whose RCU grace period makes
     # each such move cost 5-15 ms. A thread that moves itself ("0" to a v1 ``tasks`` file)
-    # skips that lock, and for a single-threaded process that moves the whole process. cgroup2
-    # has no such path (its cgroup.threads is only for threaded subtrees), so the spawn chain
-    # moves processes there from the runtime, while the children work: see process/spawn.py.
+    # skips that lock, and for a single-threaded process that moves the whole process. The
+    # kernel checks the rights of whoever opened the file, so the runtime's children open the
+    # files on the host and write them later, from wherever they are by then (a user or mount
+    # namespace of the container's). cgroup2 has no such path (its cgroup.threads is only for
+    # threaded subtrees), so the spawn chain moves processes there from the runtime, while the
+    # children work: see process/spawn.py.
 
-    def enter_v1(self) -> None:
-        """Move the calling thread (the caller must be single-threaded) into each cgroup v1
-        hierarchy, without the global lock."""
-        for key, path in self.paths.items():
-            if key != detect.UNIFIED:
-                _write(os.path.join(path, "tasks"), "0")
+    def open_v1_tasks(self) -> list[int]:
+        """Open (close-on-exec) each cgroup v1 hierarchy's ``tasks`` file, for :func:`enter`."""
+        fds: list[int] = []
+        try:
+            for key, path in self.paths.items():
+                if key != detect.UNIFIED:
+                    fds.append(os.open(os.path.join(path, "tasks"), os.O_WRONLY | os.O_CLOEXEC))
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            raise SysError(f"open {exc.filename}", exc.errno or 0) from None
+        return fds
 
     def add_v2(self, pid: int) -> None:
         """Move process ``pid`` into the cgroup2 hierarchy, if the container has one."""
@@ -195,3 +204,16 @@ class Manager:
                     _write(target, "1" if frozen else "0")
             elif "freezer" in key.split(","):
                 _write(os.path.join(path, "freezer.state"), "FROZEN" if frozen else "THAWED")
+
+
+def enter(tasks_fds: list[int]) -> None:
+    """Move the calling thread (the caller must be single-threaded) into the hierarchies whose
+    ``tasks`` files these are (from :meth:`Manager.open_v1_tasks`), and close them."""
+    try:
+        for fd in tasks_fds:
+            os.write(fd, b"0")
+    except OSError as exc:
+        raise SysError("join the container's cgroups", exc.errno or 0) from None
+    finally:
+        for fd in tasks_fds:
+            os.close(fd)

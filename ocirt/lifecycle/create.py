@@ -15,8 +15,9 @@ from .. import spec as spec_mod
 from ..cgroups.fs import Manager, resolve_paths
 from ..errors import ConfigError, ExistsError, OcirtError, SysError
 from ..linux import proc
+from ..linux.proc import kill_and_wait
 from ..process import channel
-from ..process.spawn import InitRequest, kill_and_wait, spawn
+from ..process.spawn import InitRequest, spawn
 from ..state import ContainerDir, State, Store, write_atomic
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command

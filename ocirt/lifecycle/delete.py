@@ -6,7 +6,7 @@ from .. import faults, hooks
 from ..cgroups.fs import Manager
 from ..errors import NotExistError, OcirtError, StatusError
 from ..linux import proc
-from ..process.spawn import kill_and_wait
+from ..linux.proc import kill_and_wait
 from ..state import ContainerDir, State, Store
 from . import status as st
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from ..errors import from_oserror
-from ..linux import syscalls as sc
 
 
 def send_pidfd(path: str, pid: int, tag: bytes = b"init") -> None:
@@ -15,7 +14,7 @@ def send_pidfd(path: str, pid: int, tag: bytes = b"init") -> None:
     pidfd = -1
     try:
         sock.connect(path)
-        pidfd = sc.pidfd_open(pid)
+        pidfd = os.pidfd_open(pid)
         socket.send_fds(sock, [tag], [pidfd])
     except OSError as exc:
         raise from_oserror(f"send pidfd to {path}", exc) from None

@@ -7,7 +7,6 @@ import select
 
 from .. import faults, hooks
 from ..errors import OcirtError, SysError
-from ..linux import syscalls as sc
 from ..state import State, Store
 from . import status as st
 
@@ -56,7 +55,7 @@ def _release(fifo: str, pid: int) -> None:
     except OSError as exc:
         raise SysError(f"open exec fifo {fifo}", exc.errno or 0) from None
     try:
-        pidfd = sc.pidfd_open(pid)
+        pidfd = os.pidfd_open(pid)
     except OSError:
         os.close(fd)
         raise OcirtError("cannot start a container that has stopped") from None

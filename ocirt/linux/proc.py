@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
+import os
+
 
 def stat_fields(pid: int) -> list[str] | None:
     """Fields of /proc/<pid>/stat from field 3 (state) on, or None if there is no such process."""
@@ -25,3 +28,29 @@ def alive(pid: int, started: int) -> bool:
         return False
     fields = stat_fields(pid)
     return fields is not None and fields[0] not in ("Z", "X") and int(fields[19]) == started
+
+
+def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
+    """SIGKILL ``pid`` and wait until it has exited (it need not be our child)."""
+    if pid <= 0:
+        return
+    import select
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll(int(timeout * 1000))
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    finally:
+        os.close(pidfd)

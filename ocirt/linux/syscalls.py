@@ -154,9 +154,6 @@ def fstatfs_type(fd: int) -> int:
     return ctypes.c_long.from_buffer(buf).value
 
 
-def pidfd_open(pid: int) -> int:
-    return _check(_libc.syscall(_NR["pidfd_open"], pid, 0))
-
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),

@@ -3,8 +3,9 @@
 The runtime forks an intermediate that joins the container's cgroups and then its namespaces,
 read from the init's /proc/<pid>/ns (the user namespace first); it forks the process itself,
 which sets up its terminal, limits, labels, user and capabilities and execs. As for the init
-(see spawn.py), the intermediate moves itself into the v1 hierarchies and the runtime moves
-the intermediate and then the process into cgroup2, while they work. The channel is
+(see spawn.py), the process moves itself into the v1 hierarchies, through files the
+intermediate opened on the host, and the runtime moves the intermediate and then the process
+into cgroup2, while they work. The channel is
 close-on-exec: end of file after READY means execve succeeded, an error message that it failed.
 Until execve every process here is non-dumpable and holds no host fd beyond stdio and the
 preserved ones, so the container cannot reach the runtime through /proc (CVE-2019-5736,
@@ -17,6 +18,7 @@ import _signal as signal  # the C module: signal.py builds enums, milliseconds p
 import errno
 import os
 
+from ..cgroups import fs as cgroups
 from ..cgroups.fs import Manager
 from ..errors import ExecError, OcirtError, SysError
 from ..linux import syscalls as sc
@@ -122,7 +124,7 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int])
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
     close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener,
                                      *ns_fds.values()})
-    Manager(req.cgroup_paths).enter_v1()
+    tasks_fds = Manager(req.cgroup_paths).open_v1_tasks()  # before setns: see cgroups/fs.py
     if req.process.oom_score_adj is not None:
         # On the host's procfs, before joining the container (whose /proc could redirect the
         # write, CVE-2025-52881) and while privileged enough to lower it; the fork inherits it.
@@ -140,7 +142,7 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int])
     pid = os.fork()
     if pid == 0:
         try:
-            _process(req, ch)
+            _process(req, ch, tasks_fds)
         except BaseException as exc:  # noqa: B036
             ch.send_error(exc)
         finally:
@@ -149,7 +151,7 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int])
     os._exit(0)
 
 
-def _process(req: ExecRequest, ch: channel.Channel) -> None:
+def _process(req: ExecRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     """In the container: terminal, limits, labels, user, cwd, then execve."""
     proc = req.process
     os.chdir("/")
@@ -158,7 +160,9 @@ def _process(req: ExecRequest, ch: channel.Channel) -> None:
         setup.setup_console(req.console_fd, proc, dev_console=False)
     setup.set_cpu_affinity(proc, "initial")
     setup.apply_privileged(proc, req.lsms)
-    my_pid = ch.expect(channel.PID)["pid"]  # from here on we must be in the cgroups
+    # From here on we must be in the cgroups: v1 by ourselves, cgroup2 by the runtime.
+    cgroups.enter(tasks_fds)
+    my_pid = ch.expect(channel.PID)["pid"]
     if req.seccomp is not None and not proc.no_new_privileges:
         setup.load_seccomp(req.seccomp, req.state, my_pid)
     setup.become_user(proc)

@@ -14,6 +14,7 @@ import _signal as signal  # the C module: signal.py builds enums, milliseconds p
 import os
 
 from .. import hooks, jsonio, rootfs
+from ..cgroups import fs as cgroups
 from ..errors import ConfigError, OcirtError, SysError
 from ..linux import syscalls as sc
 from . import channel, setup
@@ -29,17 +30,18 @@ if TYPE_CHECKING:
 _FATAL_WHILE_WAITING = (1, 2, 3, 10, 12, 15)  # HUP INT QUIT USR1 USR2 TERM
 
 
-def run(req: InitRequest, ch: channel.Channel) -> NoReturn:
-    """Never returns: a forked child must not unwind into the runtime's stack."""
+def run(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> NoReturn:
+    """Never returns: a forked child must not unwind into the runtime's stack. ``tasks_fds``:
+    the container's cgroup v1 ``tasks`` files, opened on the host, to move ourselves with."""
     try:
-        _init(req, ch)
+        _init(req, ch, tasks_fds)
     except BaseException as exc:  # noqa: B036 - the parent must hear of every failure
         ch.send_error(exc)
     finally:
         os._exit(1)
 
 
-def _init(req: InitRequest, ch: channel.Channel) -> None:
+def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     spec = req.spec
     proc = spec.process
     assert proc is not None
@@ -49,7 +51,7 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
 
     # 1. The filesystem: mounts, /dev and devices inside the new mount namespace (a cgroup
     #    mount in a new cgroup namespace waits until the runtime has moved us to our cgroups).
-    joined = _CgroupsJoined(ch, req.new_cgroupns)
+    joined = _CgroupsJoined(ch, tasks_fds, req.new_cgroupns)
     ctx = rootfs.Context(spec, req.rootfs, req.bundle, req.cgroup_paths, req.userns,
                          req.new_cgroupns, cgroupns_ready=joined)
     rootfs.prepare(ctx)
@@ -118,16 +120,19 @@ def _init(req: InitRequest, ch: channel.Channel) -> None:
 
 
 class _CgroupsJoined:
-    """Waits, once, for the runtime's JOINED: from then on the init is in the container's
-    cgroups, so a new cgroup namespace made now is rooted there. Returns the state JSON."""
+    """Once: moves the init into its cgroup v1 hierarchies and waits for the runtime's JOINED
+    (cgroup2). From then on the init is in the container's cgroups, so a new cgroup namespace
+    made now is rooted there. Returns the state JSON."""
 
-    def __init__(self, ch: channel.Channel, new_cgroupns: bool) -> None:
+    def __init__(self, ch: channel.Channel, tasks_fds: list[int], new_cgroupns: bool) -> None:
         self.ch = ch
+        self.tasks_fds = tasks_fds
         self.new_cgroupns = new_cgroupns
         self.state = b""
 
     def __call__(self) -> bytes:
         if not self.state:
+            cgroups.enter(self.tasks_fds)
             self.state = self.ch.expect(channel.JOINED)["state"].encode()
             if self.new_cgroupns:
                 _call(sc.unshare, sc.CLONE_NEWCGROUP, what="unshare the cgroup namespace")

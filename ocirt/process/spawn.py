@@ -6,11 +6,12 @@ namespace only applies to children, so that grandchild is the container's PID 1.
 intermediate exits at once, so the init is re-parented to the caller's subreaper (conmon,
 containerd's shim) or PID 1, as the callers require. Messages go over :mod:`.channel`.
 
-Cgroups: the intermediate moves itself into the v1 hierarchies (quick: see cgroups/fs.py); a
-cgroup2 move waits for an RCU grace period (5-15 ms, the longest step of a create), so the
-runtime moves the intermediate and then the init there while the children do their own work.
-The init waits for JOINED only where it matters: before it makes its cgroup namespace (rooted
-in its new cgroup) and before anything runs that must be limited (hooks, its process).
+Cgroups: the init moves itself into the v1 hierarchies (quick: see cgroups/fs.py), as late as
+it can: before it makes its cgroup namespace (rooted in its new cgroup) or else just before the
+limits and hooks step, so that its own set-up (and the fork's page tables) is not charged to
+the container. A cgroup2 move waits for an RCU grace period (5-15 ms, the longest step of a
+create), so the runtime moves the intermediate and then the init there while the children do
+their own work; the init waits for that (JOINED) at the same point.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .. import hooks
 from ..cgroups.fs import Manager
 from ..errors import OcirtError, SysError
 from ..linux import syscalls as sc
+from ..linux.proc import kill_and_wait
 from . import channel
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
@@ -155,32 +157,6 @@ def preload(req: InitRequest) -> None:
         import subprocess  # noqa: F401
 
 
-def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
-    """SIGKILL ``pid`` and wait until it has exited (it need not be our child)."""
-    if pid <= 0:
-        return
-    import select
-
-    try:
-        pidfd = sc.pidfd_open(pid)
-    except OSError:
-        return
-    try:
-        try:
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        poller.poll(int(timeout * 1000))
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-    finally:
-        os.close(pidfd)
-
-
 def _open_namespace_paths(spec: Spec) -> dict[str, int]:
     fds = {}
     try:
@@ -224,9 +200,9 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int])
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     preload(req)
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
+    tasks_fds = Manager(req.cgroup_paths).open_v1_tasks()  # as host root, in the host's mounts
     close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd, listener,
-                                     *ns_fds.values()})
-    Manager(req.cgroup_paths).enter_v1()  # as host root: before any user namespace
+                                     *ns_fds.values(), *tasks_fds})
     linux = req.spec.linux
     if "user" in ns_fds:
         _setns(ns_fds.pop("user"), "user")
@@ -257,7 +233,7 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int])
     if pid == 0:
         from . import init  # imported by preload(), before any namespace was entered
 
-        init.run(req, ch)
+        init.run(req, ch, tasks_fds)
     ch.send(channel.PID, pid=pid)
     os._exit(0)
 
@@ -290,4 +266,4 @@ def _unshare(flags: int, what: str) -> None:
         raise SysError(f"unshare {what}", exc.errno or 0) from None
 
 
-__all__ = ["InitRequest", "spawn", "kill_and_wait", "OcirtError"]
+__all__ = ["InitRequest", "spawn", "OcirtError"]
