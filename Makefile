@@ -70,6 +70,11 @@ clean:
 	rm -rf $(VENV) .tox bundles/*/rootfs
 
 # ocirt vs runc vs crun, side by side (needs root; ~1 min). Quicker: make bench ARGS=--quick
-.PHONY: bench
+# then ocish's images against skopeo and GNU tar (bench/images.py, ~1 min; IMAGES_ARGS=--quick)
+.PHONY: bench bench-images
 bench: install
 	$(BIN)/python bench/compare.py $(ARGS)
+	$(BIN)/python bench/images.py $(IMAGES_ARGS)
+
+bench-images: install
+	$(BIN)/python bench/images.py $(IMAGES_ARGS)

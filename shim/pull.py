@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
@@ -29,11 +30,20 @@ _descriptor = descriptor
 
 
 class Progress:
-    """Docker-like progress lines (``abc123def456: Pull complete``), one thread at a time."""
+    """Docker-like progress, one thread at a time. On a terminal each layer has a line that is
+    redrawn in place (``abc123def456: Downloading [=====>     ]  12.3MB/45.6MB``); otherwise
+    each step is a plain line of its own (``abc123def456: Pull complete``), without bars."""
+
+    BAR = 50
 
     def __init__(self, out: TextIO | None) -> None:
         self.out = out
         self.lock = threading.Lock()
+        isatty = getattr(out, "isatty", None)
+        self.tty = bool(isatty and isatty())
+        self.rows: dict[str, int] = {}  # layer -> its line, counted from the first one written
+        self.written = 0                # lines written so far
+        self.drawn: dict[str, int] = {}  # layer -> the length of the bar drawn last
 
     def line(self, text: str) -> None:
         if self.out is None:
@@ -41,9 +51,39 @@ class Progress:
         with self.lock:
             self.out.write(text + "\n")
             self.out.flush()
+            self.written += 1
 
     def layer(self, digest: str, status: str) -> None:
-        self.line(f"{digest.split(':', 1)[-1][:12]}: {status}")
+        key = digest.split(":", 1)[-1][:12]
+        if not self.tty or self.out is None:
+            self.line(f"{key}: {status}")
+            return
+        with self.lock:
+            row = self.rows.get(key)
+            if row is None:
+                self.rows[key] = self.written
+                self.out.write(f"{key}: {status}\n")
+                self.written += 1
+            else:  # up to its line, rewrite it, back down to where the next line goes
+                up = self.written - row
+                self.out.write(f"\x1b[{up}A\r\x1b[2K{key}: {status}\r\x1b[{up}B")
+            self.out.flush()
+
+    def bytes(self, digest: str, total: int) -> Callable[[int], None] | None:
+        """On a terminal, a callback that draws the download bar of a layer as bytes arrive."""
+        if not self.tty:
+            return None
+        from .cli.output import human_size
+
+        def draw(done: int) -> None:  # only when the bar grows: at most BAR + 1 times
+            filled = self.BAR * done // total if total else self.BAR
+            if self.drawn.get(digest) == filled:
+                return
+            self.drawn[digest] = filled
+            bar = ("=" * max(filled - 1, 0) + ">").ljust(self.BAR) if filled else " " * self.BAR
+            self.layer(digest, f"Downloading [{bar}]  {human_size(done)}/{human_size(total)}")
+
+        return draw
 
 
 @dataclass
@@ -100,20 +140,27 @@ def pull(st: Storage, client: RegistryClient, ref: Reference, want: platforms.Pl
 
 def _fetch_layers(st: Storage, client: RegistryClient, repo: str, image: Parts,
                   progress: Progress, workers: int) -> bool:
-    """Download (concurrently) and unpack the layers whose snapshots are missing."""
+    """Make the missing layer snapshots, several layers at once: a stored blob is unpacked, a
+    missing one streamed from the registry into the content store and the snapshot together
+    (one pass: the snapshot is put in place only once the blob has passed its digest)."""
     todo = missing_layers(st, image)
     for i, (bdigest, _, _) in enumerate(image.layers):
-        if i not in todo:
-            progress.layer(bdigest, "Already exists")
+        progress.layer(bdigest, "Pulling fs layer" if i in todo else "Already exists")
 
     def one(i: int) -> None:
         bdigest, bsize, _ = image.layers[i]
-        if not st.content.has(bdigest):
-            progress.layer(bdigest, "Pulling fs layer")
-            with client.open_blob(repo, bdigest) as resp:
-                st.content.ingest(bdigest, bsize, resp)
-            progress.layer(bdigest, "Download complete")
-        unpack_layer(st, image, i)
+        if st.content.has(bdigest):
+            unpack_layer(st, image, i)
+        else:
+            with client.open_blob(repo, bdigest) as resp, \
+                    st.content.writer(bdigest, bsize, progress.bytes(bdigest, bsize)) as blob:
+
+                def verify() -> None:
+                    blob.commit(resp)
+                    progress.layer(bdigest, "Download complete")
+
+                st.snapshots.create(image.chains[i], image.chains[i - 1] if i else "",
+                                    image.diff_ids[i], blob.tee(resp), verify)
         progress.layer(bdigest, "Pull complete")
 
     if todo:

@@ -7,29 +7,33 @@ correct, whatever killed the writer.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
-import secrets
 import time
-from collections.abc import Callable, Iterator
-from typing import BinaryIO, Protocol
 
 from .errors import OcishError
 from .reference import DIGEST_RE
 
-CHUNK = 1 << 16
+TYPE_CHECKING = False  # not typing's: `ocish images` imports this module, typing costs ms
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import BinaryIO, Protocol
+
+    class Readable(Protocol):
+        """Anything with ``read(n) -> bytes``: a file, an HTTP response, a decompressor."""
+
+        def read(self, n: int = -1, /) -> bytes: ...
+else:
+    Readable = object  # for `from .store import Readable`: annotations are all that use it
+
+
+CHUNK = 1 << 20
 ALGORITHMS = ("sha256", "sha512")
-
-
-class Readable(Protocol):
-    """Anything with ``read(n) -> bytes``: a file, an HTTP response, a decompressor."""
-
-    def read(self, n: int = -1, /) -> bytes: ...
 
 
 def digest_of(data: bytes) -> str:
     """The sha256 digest of *data*, as ``sha256:<hex>``."""
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -59,6 +63,97 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class BlobWriter:
+    """One blob on its way into the store, written to a private file under ``ingest``.
+
+    `feed` takes its bytes in order (hashing them, checking the size), `commit` checks the
+    digest and size, fsyncs and renames it into place; `tee` reads a source through it. A writer
+    left without a commit (``with`` block ended, process killed) never becomes a blob.
+    """
+
+    def __init__(self, store: ContentStore, digest: str, size: int | None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.alg, self.hex = split_digest(digest)
+        self.digest, self.size, self.progress = digest, size, progress
+        self.final = store.path(digest)
+        self.tmp = os.path.join(store.ingest_dir, f"{os.getpid()}-{os.urandom(8).hex()}")
+        import hashlib
+
+        self.hash = hashlib.new(self.alg)
+        self.got = 0
+        self.delay = float(os.environ.get("OCISH_TEST_DOWNLOAD_DELAY", "0") or 0)
+        self.out: BinaryIO | None = open(self.tmp, "wb", buffering=0)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def feed(self, chunk: bytes) -> int:
+        """Add *chunk* (the next bytes of the blob); returns its length (0: nothing to add)."""
+        if not chunk:
+            return 0
+        assert self.out is not None, "blob writer already closed"
+        self.got += len(chunk)
+        if self.size is not None and self.got > self.size:
+            raise OcishError(f"blob {self.digest}: more data than the {self.size} bytes expected")
+        self.hash.update(chunk)
+        self.out.write(chunk)
+        if self.progress:
+            self.progress(self.got)
+        if self.delay:  # tests: $OCISH_TEST_DOWNLOAD_DELAY seconds per 64 KiB
+            time.sleep(self.delay * len(chunk) / 65536)
+        return len(chunk)
+
+    def tee(self, src: Readable) -> Readable:
+        """A reader of *src* that feeds this writer everything it reads."""
+        return _Tee(src, self)
+
+    def commit(self, rest: Readable | None = None) -> None:
+        """Feed what is left of *rest*, then verify, fsync and move the blob into place."""
+        if rest is not None:
+            while self.feed(rest.read(CHUNK)):
+                pass
+        assert self.out is not None, "blob writer already closed"
+        try:
+            os.fsync(self.out.fileno())
+        finally:
+            self.out.close()
+            self.out = None
+        if self.size is not None and self.got != self.size:
+            raise OcishError(f"blob {self.digest}: got {self.got} bytes, expected {self.size}")
+        if self.hash.hexdigest() != self.hex:
+            raise OcishError(f"blob {self.digest}: digest mismatch "
+                             f"(got {self.alg}:{self.hash.hexdigest()})")
+        os.chmod(self.tmp, 0o644)
+        os.rename(self.tmp, self.final)
+        _fsync_dir(os.path.dirname(self.final))
+
+    def close(self) -> None:
+        """Drop the temp file (after a commit there is none)."""
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+class _Tee:
+    """Reads from *src* in large pieces, feeding them to a `BlobWriter` on the way."""
+
+    def __init__(self, src: Readable, writer: BlobWriter) -> None:
+        self.src = src
+        self.writer = writer
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self.src.read(n if 0 < n else CHUNK)
+        self.writer.feed(data)
+        return data
 
 
 class ContentStore:
@@ -98,46 +193,26 @@ class ContentStore:
 
     def write(self, digest: str, data: bytes) -> None:
         """Store *data*, which must match *digest*."""
-        self.ingest(digest, len(data), io.BytesIO(data))
+        if not os.path.isfile(self.path(digest)):
+            with self.writer(digest, len(data)) as w:
+                w.feed(data)
+                w.commit()
 
     def ingest(self, digest: str, size: int | None, src: Readable,
                progress: Callable[[int], None] | None = None) -> None:
         """Copy *src* into the store as *digest*, verifying digest and (if known) size."""
-        alg, hexpart = split_digest(digest)
-        final = self.path(digest)
-        if os.path.isfile(final):
+        if os.path.isfile(self.path(digest)):
             return
-        tmp = os.path.join(self.ingest_dir, f"{os.getpid()}-{secrets.token_hex(8)}")
-        delay = float(os.environ.get("OCISH_TEST_DOWNLOAD_DELAY", "0") or 0)
-        h = hashlib.new(alg)
-        got = 0
-        try:
-            with open(tmp, "wb") as out:
-                while True:
-                    chunk = src.read(CHUNK)
-                    if not chunk:
-                        break
-                    h.update(chunk)
-                    out.write(chunk)
-                    got += len(chunk)
-                    if size is not None and got > size:
-                        raise OcishError(f"blob {digest}: more data than the {size} bytes expected")
-                    if progress:
-                        progress(got)
-                    if delay:
-                        time.sleep(delay)
-                out.flush()
-                os.fsync(out.fileno())
-            if size is not None and got != size:
-                raise OcishError(f"blob {digest}: got {got} bytes, expected {size}")
-            if h.hexdigest() != hexpart:
-                raise OcishError(f"blob {digest}: digest mismatch (got {alg}:{h.hexdigest()})")
-            os.chmod(tmp, 0o644)
-            os.rename(tmp, final)
-            _fsync_dir(os.path.dirname(final))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with self.writer(digest, size, progress) as w:
+            while w.feed(src.read(CHUNK)):
+                pass
+            w.commit()
+
+    def writer(self, digest: str, size: int | None,
+               progress: Callable[[int], None] | None = None) -> BlobWriter:
+        """A `BlobWriter` for *digest*: feed it, then commit; used as a context manager, it
+        removes its temp file if it was not committed."""
+        return BlobWriter(self, digest, size, progress)
 
     def digests(self) -> Iterator[str]:
         """Every blob in the store."""

@@ -8,48 +8,36 @@ character device, ``.wh..wh..opq`` the ``trusted.overlay.opaque`` xattr on its d
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import importlib
 import os
 import shutil
 import stat
 import tarfile
 import zlib
-from dataclasses import dataclass
-from typing import Any, cast
 
 from .errors import OcishError
-from .store import Readable
+
+TYPE_CHECKING = False  # not typing's
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .store import Readable
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 MAX_SYMLINKS = 255
+CHUNK = 1 << 20  # what each read of the compressed and the decompressed stream asks for
 
 
-@dataclass
+class BadArchive(OcishError):
+    """The compressed data is corrupt or ends early."""
+
+
 class Unpacked:
     """What unpacking a layer measured: its diff ID and the bytes of its regular files."""
 
-    diff_id: str
-    size: int
-
-
-class _Hashing:
-    """Hash (sha256) and pass through everything read: the diff ID of the tar stream."""
-
-    def __init__(self, src: Readable) -> None:
-        self.src = src
-        self.hash = hashlib.sha256()
-
-    def read(self, n: int = -1, /) -> bytes:
-        data = self.src.read(n)
-        self.hash.update(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(1 << 16):
-            pass
+    def __init__(self, diff_id: str, size: int) -> None:
+        self.diff_id = diff_id
+        self.size = size
 
 
 class _Prefixed:
@@ -69,8 +57,69 @@ class _Prefixed:
         return self.src.read(n)
 
 
+class _Gunzip:
+    """gzip decompression on large pieces (zlib directly: GzipFile reads 8 KiB at a time).
+
+    Members follow one another as in GzipFile; zero padding after the last is allowed, any
+    other trailing data is an error. Each member's CRC and length are checked by zlib.
+    """
+
+    def __init__(self, src: Readable) -> None:
+        self.src = src
+        self.z = zlib.decompressobj(31)
+        self.pending = b""  # compressed bytes read but not given to zlib yet
+
+    def _more(self) -> bytes:
+        data, self.pending = self.pending or self.src.read(CHUNK), b""
+        return data
+
+    def read(self, n: int = -1, /) -> bytes:
+        limit = n if n > 0 else CHUNK
+        while True:
+            if self.z.eof:
+                rest = self.z.unused_data or self.src.read(CHUNK)
+                while rest and not rest.strip(b"\0"):
+                    rest = self.src.read(CHUNK)
+                rest = rest.lstrip(b"\0") if rest[:1] == b"\0" else rest
+                if not rest:
+                    return b""
+                if rest[:2] != b"\x1f\x8b" and len(rest) >= 2:
+                    raise BadArchive("gzip: trailing data after the compressed stream")
+                self.z = zlib.decompressobj(31)
+                self.pending = rest
+            data = self.z.unconsumed_tail or self._more()
+            if not data:
+                raise BadArchive("gzip: the compressed data ends early")
+            try:
+                out = self.z.decompress(data, limit)
+            except zlib.error as exc:
+                raise BadArchive(f"gzip: {exc}") from None
+            if out:
+                return out
+
+
+class _Wrapped:
+    """A decompressing reader whose own exceptions become `BadArchive`."""
+
+    def __init__(self, reader: Readable, kind: str, errors: tuple[type[BaseException], ...]
+                 ) -> None:
+        self.reader = reader
+        self.kind = kind
+        self.errors = errors
+
+    def read(self, n: int = -1, /) -> bytes:
+        try:
+            return self.reader.read(n if n > 0 else CHUNK)
+        except self.errors as exc:
+            raise BadArchive(f"{self.kind}: {exc or type(exc).__name__}") from None
+
+
 def decompressor(src: Readable) -> Readable:
-    """Wrap *src* in the decompressor its magic bytes call for (gzip, zstd, bzip2, xz or none)."""
+    """Wrap *src* in the decompressor its magic bytes call for (gzip, zstd, bzip2, xz or none).
+
+    The reader returned gives decompressed bytes (up to n a call, b"" at the end) and raises
+    `BadArchive` for corrupt or truncated data.
+    """
     head = b""
     while len(head) < 6:
         chunk = src.read(6 - len(head))
@@ -79,22 +128,121 @@ def decompressor(src: Readable) -> Readable:
         head += chunk
     raw = _Prefixed(head, src)
     if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=cast(Any, raw), mode="rb")
+        return _Gunzip(raw)
     if head[:4] == b"\x28\xb5\x2f\xfd":
         try:
-            zstandard = importlib.import_module("zstandard")
+            import zstandard
         except ImportError:
             raise OcishError("zstd-compressed layer: install the 'zstandard' module") from None
-        return zstandard.ZstdDecompressor().stream_reader(raw)
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            raw, read_size=CHUNK, read_across_frames=True)  # type: ignore[arg-type]
+        return _Wrapped(reader, "zstd", (zstandard.ZstdError, EOFError))
     if head[:3] == b"BZh":
         import bz2
 
-        return bz2.BZ2File(cast(Any, raw), mode="rb")
+        return _Wrapped(bz2.BZ2File(raw, mode="rb"),  # type: ignore[call-overload]
+                        "bzip2", (OSError, EOFError))
     if head == b"\xfd7zXZ\x00":
         import lzma
 
-        return lzma.LZMAFile(cast(Any, raw), mode="rb")
+        return _Wrapped(lzma.LZMAFile(raw, mode="rb"),  # type: ignore[arg-type]
+                        "xz", (lzma.LZMAError, EOFError))
     return raw
+
+
+class _TarStream:
+    """The decompressed tar stream for tarfile's header parser (``read``, ``tell``) and for
+    copying member data straight out of large buffers; sha256 of every byte is the diff ID.
+
+    It also stands in for the TarFile object that `tarfile.TarInfo.fromtarfile` reads from.
+    """
+
+    encoding = "utf-8"
+    errors = "surrogateescape"
+
+    def __init__(self, src: Readable) -> None:
+        import hashlib
+
+        self.src = src
+        self.hash = hashlib.sha256()
+        self.buf = b""
+        self.pos = 0    # of the next byte within buf
+        self.base = 0   # stream offset of buf[0]
+        self.fileobj = self
+        self.offset = 0  # set by tarfile: where the next header starts
+        self.pax_headers: dict[str, str] = {}
+
+    def _next(self) -> bool:
+        """Move on to the next decompressed piece; False at the end of the stream."""
+        data = self.src.read(CHUNK)
+        self.base += len(self.buf)
+        self.buf, self.pos = data, 0
+        if not data:
+            return False
+        self.hash.update(data)
+        return True
+
+    def tell(self) -> int:
+        return self.base + self.pos
+
+    def read(self, n: int) -> bytes:
+        """Up to *n* bytes (fewer only at the end): tarfile's headers."""
+        end = self.pos + n
+        if end <= len(self.buf):
+            out = self.buf[self.pos:end]
+            self.pos = end
+            return out
+        parts = [self.buf[self.pos:]]
+        got = len(parts[0])
+        self.pos = len(self.buf)
+        while got < n and self._next():
+            take = self.buf[:n - got]
+            parts.append(take)
+            got += len(take)
+            self.pos = len(take)
+        return b"".join(parts)
+
+    def copy(self, fd: int | None, n: int) -> None:
+        """Write the next *n* bytes to *fd* (skip them if None)."""
+        while n > 0:
+            if self.pos >= len(self.buf) and not self._next():
+                raise BadArchive("tar: unexpected end of data")
+            k = min(n, len(self.buf) - self.pos)
+            if fd is not None:
+                view = memoryview(self.buf)[self.pos:self.pos + k]
+                while view:
+                    view = view[os.write(fd, view):]
+            self.pos += k
+            n -= k
+
+    def skip_to(self, offset: int) -> None:
+        """Skip to stream offset *offset* (tarfile's ``offset``: the next header)."""
+        if offset > self.tell():
+            self.copy(None, offset - self.tell())
+
+    def drain(self) -> None:
+        """Read (and hash) whatever follows the end of the archive."""
+        while self._next():
+            pass
+
+    def members(self) -> Iterator[tarfile.TarInfo]:
+        """The archive's members, as TarFile.next() finds them (without ignore_zeros)."""
+        while True:
+            self.skip_to(self.offset)
+            at = self.tell()
+            try:
+                m = tarfile.TarInfo.fromtarfile(self)  # type: ignore[arg-type]
+            except tarfile.EOFHeaderError:  # type: ignore[attr-defined]
+                return
+            except (tarfile.EmptyHeaderError,  # type: ignore[attr-defined]
+                    tarfile.TruncatedHeaderError,  # type: ignore[attr-defined]
+                    tarfile.InvalidHeaderError) as exc:  # type: ignore[attr-defined]
+                if at == 0:
+                    raise tarfile.ReadError(str(exc) or "empty file") from None
+                return
+            except tarfile.HeaderError as exc:  # a bad header after a pax or GNU long one
+                raise tarfile.ReadError(str(exc)) from None
+            yield m
 
 
 def clean_parts(name: str) -> list[str]:
@@ -164,35 +312,43 @@ def _mkdirs(root: str, path: str) -> None:
             raise OcishError(f"layer: {rel}: {comp} is not a directory")
 
 
-def _remove(path: str) -> None:
-    """Remove whatever is at *path* (never following a symlink)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-
-
 class _Extractor:
     def __init__(self, root: str) -> None:
         self.root = root
         self.is_root = os.geteuid() == 0
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
         self.size = 0
+        # resolved (and made) parent dirs by their cleaned path: one lstat walk per dir, not per
+        # member; dropped whenever a dir or symlink is removed (the only way one can change)
+        self.parents: dict[str, str] = {}
 
     def locate(self, name: str) -> tuple[str, str]:
         """(resolved parent directory, created if missing; last component) of *name*."""
         parts = clean_parts(name)
         if not parts:
             return self.root, ""
-        parent = resolve_in(self.root, parts[:-1])
-        _mkdirs(self.root, parent)
+        key = "/".join(parts[:-1])
+        parent = self.parents.get(key)
+        if parent is None:
+            parent = resolve_in(self.root, parts[:-1])
+            _mkdirs(self.root, parent)
+            self.parents[key] = parent
         return parent, parts[-1]
 
-    def member(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+    def remove(self, path: str) -> None:
+        """Remove whatever is at *path* (never following a symlink)."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            self.parents.clear()
+
+    def member(self, stream: _TarStream, m: tarfile.TarInfo) -> None:
         parent, base = self.locate(m.name)
         if base == OPAQUE:
             self._xattr(parent, "trusted.overlay.opaque", b"y", trusted_ok=True)
@@ -202,20 +358,20 @@ class _Extractor:
             if victim in ("", ".", "..") or victim.startswith(WHITEOUT):
                 return
             dest = os.path.join(parent, victim)
-            _remove(dest)
+            self.remove(dest)
             os.mknod(dest, stat.S_IFCHR | 0o600, os.makedev(0, 0))
             return
         dest = os.path.join(parent, base) if base else self.root
         if m.isdir():
             if not os.path.isdir(dest) or os.path.islink(dest):
-                _remove(dest)
+                self.remove(dest)
                 os.mkdir(dest, 0o755)
             self.dirs.append((dest, m))
             self._owner_mode(dest, m)
             return
         if dest == self.root:
             raise OcishError("layer: the root entry is not a directory")
-        _remove(dest)
+        self.remove(dest)
         if m.islnk():
             lparent = resolve_in(self.root, clean_parts(m.linkname)[:-1])
             lparts = clean_parts(m.linkname)
@@ -234,11 +390,19 @@ class _Extractor:
         if m.issym():
             os.symlink(m.linkname, dest)
         elif m.isreg():
-            src = tf.extractfile(m)
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                if src is not None:
-                    shutil.copyfileobj(src, out, 1 << 16)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
+            try:
+                if m.sparse is None:
+                    stream.copy(fd, m.size)
+                else:
+                    sparse: list[tuple[int, int]] = m.sparse  # type: ignore[assignment]
+                    for offset, length in sparse:
+                        os.lseek(fd, offset, os.SEEK_SET)
+                        stream.copy(fd, length)
+                    os.ftruncate(fd, m.size)
+            finally:
+                os.close(fd)
             self.size += m.size
         elif m.ischr() or m.isblk() or m.isfifo():
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
@@ -249,7 +413,7 @@ class _Extractor:
         else:
             return
         self._owner_mode(dest, m)
-        os.utime(dest, (m.mtime, m.mtime), follow_symlinks=False)
+        os.utime(dest, ns=(_mtime_ns(m),) * 2, follow_symlinks=False)
 
     def _owner_mode(self, dest: str, m: tarfile.TarInfo) -> None:
         if self.is_root:
@@ -272,22 +436,36 @@ class _Extractor:
     def finish(self) -> None:
         for path, m in sorted(self.dirs, key=lambda d: -d[0].count("/")):
             try:
-                os.utime(path, (m.mtime, m.mtime), follow_symlinks=False)
+                os.utime(path, ns=(_mtime_ns(m),) * 2, follow_symlinks=False)
             except FileNotFoundError:
                 pass
 
 
+def _mtime_ns(m: tarfile.TarInfo) -> int:
+    """The member's mtime in ns: exact from a pax ``mtime`` record (a float loses digits)."""
+    text = m.pax_headers.get("mtime")
+    if text:
+        whole, _, frac = text.partition(".")
+        try:
+            ns = int(whole) * 1_000_000_000
+            digits = (frac + "000000000")[:9]
+            return ns - int(digits) if whole.startswith("-") else ns + int(digits)
+        except ValueError:
+            pass
+    return int(m.mtime * 1_000_000_000)
+
+
 def unpack(src: Readable, dest: str) -> Unpacked:
     """Unpack the (possibly compressed) layer *src* into the existing, empty dir *dest*."""
-    hashing = _Hashing(decompressor(src))
+    stream = _TarStream(decompressor(src))
     ex = _Extractor(os.path.realpath(dest))
     try:
-        with tarfile.open(fileobj=cast(Any, hashing), mode="r|") as tf:
-            for m in tf:
-                ex.member(tf, m)
-        hashing.drain()
-    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        for m in stream.members():
+            ex.member(stream, m)
+        stream.drain()
+    except BadArchive as exc:
         raise OcishError(f"layer: bad archive: {exc}") from None
+    except tarfile.TarError as exc:
+        raise OcishError(f"layer: bad archive: tar: {exc}") from None
     ex.finish()
-    return Unpacked("sha256:" + hashing.hash.hexdigest(), ex.size)
-
+    return Unpacked("sha256:" + stream.hash.hexdigest(), ex.size)

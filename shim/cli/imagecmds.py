@@ -9,7 +9,6 @@ from typing import Any
 
 from .. import images, platforms, reference
 from ..errors import OcishError
-from ..pull import pull
 from ..storage import Storage, default_root
 from . import regopts
 from .output import human_size, since, table
@@ -24,6 +23,8 @@ _bool = regopts.parse_bool  # the --tls-verify style of boolean option, for othe
 
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull an image from a registry."""
+    from ..pull import pull  # not for every command: it brings the HTTP client
+
     ref = reference.parse(args.ref)
     want = platforms.parse(args.platform) if args.platform else platforms.host()
     client = regopts.client(args, ref.registry, ref.repository)

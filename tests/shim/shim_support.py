@@ -7,7 +7,9 @@ end of the session, pass or fail. Images are pushed with skopeo.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -16,6 +18,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tarfile
 import time
 import urllib.error
 import urllib.parse
@@ -111,6 +114,15 @@ class Registry:
     def put_manifest(self, repo: str, ref: str, body: bytes, media_type: str) -> None:
         """Upload a manifest (an index, in these tests)."""
         self._req("PUT", f"/v2/{repo}/manifests/{ref}", body, {"Content-Type": media_type})
+
+    def put_blob(self, repo: str, data: bytes) -> dict[str, object]:
+        """Upload a blob (monolithic POST + PUT); its descriptor's digest and size."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        _, hdrs = self._req("POST", f"/v2/{repo}/blobs/uploads/")
+        loc = hdrs["Location"].split(self.host, 1)[-1]
+        self._req("PUT", f"{loc}{'&' if '?' in loc else '?'}digest={digest}", data,
+                  {"Content-Type": "application/octet-stream"})
+        return {"digest": digest, "size": len(data)}
 
     def delete_blob(self, repo: str, digest: str) -> None:
         """Unlink a blob from a repository."""
@@ -248,6 +260,19 @@ def push(reg: Registry, layout: Path, tag: str, repo: str, dest_tag: str = "late
     creds = ["--dest-creds", f"{reg.auth[0]}:{reg.auth[1]}"] if reg.auth else []
     run("skopeo", "copy", "--dest-tls-verify=false", *creds, *extra, f"oci:{layout}:{tag}",
         f"docker://{reg.host}/{repo}:{dest_tag}")
+
+
+def layer_tar(entries: list[tuple[tarfile.TarInfo, bytes | None]], compress: bool = False
+              ) -> bytes:
+    """A pax tar of *entries* (each with its data, or None), gzipped if *compress*."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for info, data in entries:
+            if data is not None:
+                info.size = len(data)
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    raw = buf.getvalue()
+    return gzip.compress(raw) if compress else raw
 
 
 def sha256_file(path: Path) -> str:

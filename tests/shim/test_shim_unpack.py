@@ -13,23 +13,13 @@ from pathlib import Path
 
 import pytest
 from shim_support import Images, assert_store_sound, ocish, run
+from shim_support import layer_tar as _tar
 
 from shim.errors import OcishError
 from shim.snapshots import Snapshots
 from shim.unpack import unpack
 
 pytest_plugins = ["shim_fixtures"]
-
-
-def _tar(entries: list[tuple[tarfile.TarInfo, bytes | None]], compress: bool = False) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for info, data in entries:
-            if data is not None:
-                info.size = len(data)
-            tf.addfile(info, io.BytesIO(data) if data is not None else None)
-    raw = buf.getvalue()
-    return gzip.compress(raw) if compress else raw
 
 
 def _file(name: str, data: bytes = b"pwned\n") -> tuple[tarfile.TarInfo, bytes]:

@@ -1,0 +1,303 @@
+"""ocish's image side against the tools it stands beside: what `make bench-images` prints.
+
+    .venv/bin/python bench/images.py [-n ROUNDS] [--layers N] [--mib TOTAL] [--images N]
+                                     [--quick] [--json FILE]
+
+Set up once, in a temp dir: an OCI layout built with umoci (busybox-static, then N layers of
+random data, TOTAL MiB in all, each a big random file plus 100 small text files, added with
+`umoci raw add-layer`, so gzip-compressed by umoci), a docker-registry on a free 127.0.0.1
+port, the image pushed there with skopeo.  Then, rounds alternating (A B, B A, A B, ...):
+
+- pull: `ocish pull` into an empty storage root vs `skopeo copy docker://... oci:DIR`, both
+  with TLS verification off (plain HTTP); MB/s of the image's compressed bytes.  ocish also
+  unpacks every layer into its snapshot (and checks both digests); skopeo only stores blobs.
+- unpack: each layer blob from ocish's content store unpacked into an empty dir: ocish's
+  unpacker (shim.unpack.unpack, called in this process, so no interpreter start) vs GNU
+  `tar -xzf BLOB -C DIR` (as root: owners, modes and mtimes kept); seconds for all layers.
+- images: `ocish images` wall time (interpreter start included) with IMAGES images in the
+  store, and with an empty store, against the 100 ms target.  The images are one-layer
+  images of busybox with distinct configs, put into the registry through its HTTP API.
+
+Everything goes at the end, also on an error or Ctrl-C: the registry (by pid), the temp dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchlib import BenchError, machine
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "shim"))
+from shim_support import MKROOTFS, OCISH, Registry, start_registry  # noqa: E402
+
+from shim.unpack import unpack  # noqa: E402
+
+SKOPEO, UMOCI, TAR = "/usr/bin/skopeo", "/usr/bin/umoci", "/bin/tar"
+TARGETS = {"pull": 0.95, "unpack": 1.1, "images_ms": 100.0}
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def sh(*cmd: str | Path) -> str:
+    """Run a setup step; a failure ends the benchmark with its last stderr line."""
+    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        raise BenchError(f"{Path(str(cmd[0])).name} {cmd[1]} exited {done.returncode}: {last}")
+    return done.stdout
+
+
+def timed(*cmd: str | Path) -> float:
+    """Seconds of one command, from spawn to exit (its output is thrown away)."""
+    os.sync()  # the previous round's dirty pages are written back before, not during
+    start = time.perf_counter()
+    sh(*cmd)
+    return time.perf_counter() - start
+
+
+def random_layer(path: Path, index: int, size: int, rng: random.Random) -> None:
+    """An uncompressed layer tar: one random file of *size* bytes and 100 small text files."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        top = tarfile.TarInfo(f"data{index}")
+        top.type, top.mode, top.mtime = tarfile.DIRTYPE, 0o755, 1_700_000_000
+        tf.addfile(top)
+        big = tarfile.TarInfo(f"data{index}/big.bin")
+        big.size, big.mode, big.mtime = size, 0o644, 1_700_000_000
+        tf.addfile(big, io.BytesIO(rng.randbytes(size)))
+        words = [rng.randbytes(6).hex() for _ in range(500)]
+        for i in range(100):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(50, 1500))).encode()
+            small = tarfile.TarInfo(f"data{index}/small/f{i:03d}.txt")
+            small.size, small.mode, small.mtime, small.uid = len(text), 0o640, 1_700_000_000, 1000
+            tf.addfile(small, io.BytesIO(text))
+
+
+def build_layout(work: Path, layers: int, total_mib: int) -> Path:
+    """The OCI layout: tag `small` (busybox) and tag `big` (busybox + the random layers)."""
+    lay = work / "layout"
+    sh(UMOCI, "init", "--layout", lay)
+    sh(UMOCI, "new", "--image", f"{lay}:small")
+    bundle = work / "bundle"
+    sh(UMOCI, "unpack", "--image", f"{lay}:small", bundle)
+    sh(MKROOTFS, bundle / "rootfs")
+    sh(UMOCI, "repack", "--image", f"{lay}:small", bundle)
+    shutil.rmtree(bundle)
+    sh(UMOCI, "config", "--image", f"{lay}:small", "--tag", "big")
+    rng = random.Random(7)
+    weights = [i + 2 for i in range(layers)]  # unequal sizes, as real layers are
+    for i, w in enumerate(weights):
+        tar = work / f"layer{i}.tar"
+        random_layer(tar, i, total_mib * (1 << 20) * w // sum(weights), rng)
+        sh(UMOCI, "raw", "add-layer", "--image", f"{lay}:big", tar)
+        tar.unlink()
+    return lay
+
+
+def many_images(reg: Registry, repo: str, count: int) -> list[str]:
+    """*count* images in *repo*, tags t000...: the busybox image's manifest with new configs."""
+    body, _ = reg.manifest(repo, "latest")
+    manifest = json.loads(body)
+    cdigest = manifest["config"]["digest"]
+    config = json.loads(reg._req("GET", f"/v2/{repo}/blobs/{cdigest}")[0])
+    refs = []
+    for i in range(count):
+        config.setdefault("config", {})["Labels"] = {"bench.n": str(i)}
+        desc = reg.put_blob(repo, json.dumps(config).encode())
+        manifest["config"] = {**manifest["config"], **desc}
+        reg.put_manifest(repo, f"t{i:03d}", json.dumps(manifest).encode(), OCI_MANIFEST)
+        refs.append(f"{reg.host}/{repo}:t{i:03d}")
+    return refs
+
+
+class Samples:
+    """Kept values per (figure, label)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, list[float]]] = {}
+
+    def add(self, figure: str, label: str, value: float) -> None:
+        self.data.setdefault(figure, {}).setdefault(label, []).append(value)
+
+    def median(self, figure: str, label: str) -> float:
+        return statistics.median(self.data[figure][label])
+
+
+def alternate(rounds: int, warmup: int, a: Callable[[], float], b: Callable[[], float],
+              figure: str, labels: tuple[str, str], s: Samples) -> None:
+    """Run a and b *rounds* + *warmup* times, A B then B A ...; keep all but the warmup."""
+    for r in range(warmup + rounds):
+        order = [(labels[0], a), (labels[1], b)]
+        for label, fn in order if r % 2 == 0 else reversed(order):
+            value = fn()
+            if r >= warmup:
+                s.add(figure, label, value)
+        progress(f"{figure}: round {r + 1}/{warmup + rounds}")
+
+
+def progress(msg: str) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{msg:<50}", end="", file=sys.stderr, flush=True)
+
+
+def blob_sizes(lay: Path, tag: str) -> tuple[int, list[Path]]:
+    """(compressed bytes of the manifest, config and layers; the layer blob paths)."""
+    index = json.loads((lay / "index.json").read_text())
+    desc = next(m for m in index["manifests"]
+                if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag)
+    blobs = lay / "blobs" / "sha256"
+    manifest = json.loads((blobs / desc["digest"][7:]).read_bytes())
+    total = desc["size"] + manifest["config"]["size"] + sum(d["size"] for d in manifest["layers"])
+    return total, [blobs / d["digest"][7:] for d in manifest["layers"]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=5, help="timed rounds (default: %(default)s)")
+    ap.add_argument("--warmup", type=int, default=1, help="discarded rounds (default: %(default)s)")
+    ap.add_argument("--layers", type=int, default=5, help="random layers (default: %(default)s)")
+    ap.add_argument("--mib", type=int, default=200,
+                    help="MiB of random data in them (default: %(default)s)")
+    ap.add_argument("--images", type=int, default=100,
+                    help="images in the store for `ocish images` (default: %(default)s)")
+    ap.add_argument("--images-rounds", type=int, default=20,
+                    help="timed `ocish images` runs (default: %(default)s)")
+    ap.add_argument("--quick", action="store_true", help="-n 3 --mib 100")
+    ap.add_argument("--json", metavar="FILE", help="also write every sample here")
+    args = ap.parse_args()
+    if args.quick:
+        args.n, args.mib = 3, 100
+    if os.geteuid() != 0:
+        sys.exit("images.py: needs root (ocish keeps owners and device nodes)")
+    for tool in (SKOPEO, UMOCI, TAR, "/usr/bin/docker-registry", str(OCISH)):
+        if not os.access(tool, os.X_OK):
+            sys.exit(f"images.py: not found or not executable: {tool} (make install)")
+    t_start = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="ocish-bench-"))
+    reg: Registry | None = None
+    s = Samples()
+    try:
+        progress("building the image")
+        lay = build_layout(work, args.layers, args.mib)
+        total, layer_blobs = blob_sizes(lay, "big")
+        progress("starting the registry")
+        reg = start_registry(work / "registry")
+        big, small = f"{reg.host}/bench/multi:latest", f"{reg.host}/bench/small:latest"
+        sh(SKOPEO, "copy", "--dest-tls-verify=false", f"oci:{lay}:big", f"docker://{big}")
+        sh(SKOPEO, "copy", "--dest-tls-verify=false", f"oci:{lay}:small", f"docker://{small}")
+
+        def ocish_pull() -> float:
+            root = work / "ocish-root"
+            took = timed(OCISH, "--root", root, "pull", "--tls-verify=false", "-q", big)
+            shutil.rmtree(root)
+            return total / 1e6 / took
+
+        def skopeo_pull() -> float:
+            dest = work / "skopeo-dest"
+            took = timed(SKOPEO, "copy", "--src-tls-verify=false", f"docker://{big}",
+                         f"oci:{dest}:latest")
+            shutil.rmtree(dest)
+            return total / 1e6 / took
+
+        alternate(args.n, args.warmup, ocish_pull, skopeo_pull, "pull", ("ocish", "skopeo"), s)
+
+        dest = work / "unpacked"
+
+        def ocish_unpack() -> float:
+            took = 0.0
+            for blob in layer_blobs:
+                dest.mkdir()
+                os.sync()
+                start = time.perf_counter()
+                with open(blob, "rb") as f:
+                    unpack(f, str(dest))
+                took += time.perf_counter() - start
+                shutil.rmtree(dest)
+            return took
+
+        def tar_unpack() -> float:
+            took = 0.0
+            for blob in layer_blobs:
+                dest.mkdir()
+                took += timed(TAR, "-xzf", blob, "-C", dest)
+                shutil.rmtree(dest)
+            return took
+
+        alternate(args.n, args.warmup, ocish_unpack, tar_unpack, "unpack", ("ocish", "tar"), s)
+
+        progress(f"pulling {args.images} images")
+        root = work / "images-root"
+        empty = work / "empty-root"
+        for ref in many_images(reg, "bench/small", args.images):
+            sh(OCISH, "--root", root, "pull", "--tls-verify=false", "-q", ref)
+        listed = sh(OCISH, "--root", root, "images").splitlines()
+        if len(listed) != args.images + 1:
+            raise BenchError(f"ocish images listed {len(listed) - 1} images, not {args.images}")
+        for r in range(args.images_rounds + 2):
+            for label, where in (("images", root), ("empty", empty)):
+                took = timed(OCISH, "--root", where, "images") * 1000
+                if r >= 2:
+                    s.add("images_ms", label, took)
+        progress("")
+    except BenchError as exc:
+        sys.exit(f"images.py: {exc}")
+    finally:
+        if reg is not None:
+            reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    facts = machine() | {"rounds": args.n, "warmup": args.warmup,
+                         "total_s": round(time.monotonic() - t_start)}
+    report(s, facts, args, total, len(layer_blobs))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": facts, "args": vars(args), "samples": s.data}, f, indent=1)
+
+
+def report(s: Samples, facts: dict[str, object], args: argparse.Namespace, total: int,
+           layers: int) -> None:
+    print(" | ".join(f"{k}: {v}" for k, v in facts.items() if k != "cgroup"))
+    print(f"skopeo: {sh(SKOPEO, '--version').strip()} | tar: "
+          f"{sh(TAR, '--version').splitlines()[0]}")
+    print(f"image: busybox + {args.layers} random layers ({args.mib} MiB), {layers} layers, "
+          f"{total / 1e6:.1f} MB compressed")
+    print()
+    print(f"median of {args.n} rounds (min-max)        unit       ocish       other    ratio")
+    for figure, other, unit, what in (("pull", "skopeo", "MB/s", "pull (throughput)"),
+                                      ("unpack", "tar", "s", "unpack all layers (time)")):
+        mine, theirs = s.median(figure, "ocish"), s.median(figure, other)
+        lo, hi = min(s.data[figure]["ocish"]), max(s.data[figure]["ocish"])
+        print(f"{what:<26}{other:>8}{unit:>10}{mine:>12.2f}{theirs:>12.2f}{mine / theirs:>8.2f}x"
+              f"   (ocish {lo:.2f}-{hi:.2f})")
+    full, empty = s.median("images_ms", "images"), s.median("images_ms", "empty")
+    print(f"`ocish images`, {args.images} images   ms{full:>22.1f}"
+          f"   (empty store {empty:.1f} ms, median of {args.images_rounds})")
+    print()
+    print("targets (ocish)")
+    pull = s.median("pull", "ocish") / s.median("pull", "skopeo")
+    unp = s.median("unpack", "ocish") / s.median("unpack", "tar")
+    for text, value, ok in (
+            (f"pull >= {TARGETS['pull']}x skopeo's throughput", f"{pull:.2f}x",
+             pull >= TARGETS["pull"]),
+            (f"unpack <= {TARGETS['unpack']}x tar's time", f"{unp:.2f}x",
+             unp <= TARGETS["unpack"]),
+            (f"`ocish images` < {TARGETS['images_ms']:.0f} ms with {args.images} images",
+             f"{full:.1f} ms", full < TARGETS["images_ms"])):
+        print(f"  {text:<44}{value:>10}  {'met' if ok else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
