@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
-from typing import Any
 
 from . import reference
 from .db import transaction
@@ -13,42 +10,58 @@ from .errors import OcishError
 from .snapshots import chain_ids
 from .storage import Storage
 
+TYPE_CHECKING = False  # not typing's: `ocish images` imports this module, typing costs ms
+if TYPE_CHECKING:
+    from typing import Any
+
 _ID_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 
 
-@dataclass
 class Image:
-    """One image and the names that point at it."""
+    """One image and the names that point at it: ``tags`` (name, tag), ``digests``
+    (name, digest)."""
 
-    id: str
-    created: str
-    os: str
-    architecture: str
-    variant: str
-    size: int
-    added: float
-    tags: list[tuple[str, str]] = field(default_factory=list)      # (name, tag)
-    digests: list[tuple[str, str]] = field(default_factory=list)   # (name, digest)
+    def __init__(self, id: str, created: str, os: str, architecture: str, variant: str,
+                 size: int, added: float, tags: list[tuple[str, str]] | None = None,
+                 digests: list[tuple[str, str]] | None = None) -> None:
+        self.id, self.created, self.os, self.architecture = id, created, os, architecture
+        self.variant, self.size, self.added = variant, size, added
+        self.tags: list[tuple[str, str]] = tags if tags is not None else []
+        self.digests: list[tuple[str, str]] = digests if digests is not None else []
+
+
+_IMAGE_COLUMNS = "id, created, os, architecture, variant, size, added"
+_TAGS = "SELECT image_id, name, tag FROM tags {} ORDER BY updated, name, tag"
+_DIGESTS = "SELECT image_id, name, digest FROM repo_digests {} ORDER BY name, digest"
+
+
+def _images(st: Storage, where: str, args: tuple[str, ...]) -> list[Image]:
+    """The images *where* selects (newest first), with their tags and digests: three queries
+    however many images."""
+    found = [Image(*row) for row in st.db.execute(
+        f"SELECT {_IMAGE_COLUMNS} FROM images {where} ORDER BY added DESC, id", args)]
+    by_id = {img.id: img for img in found}
+    if by_id:
+        cond = "WHERE image_id = ?" if where else ""
+        for image_id, name, tag in st.db.execute(_TAGS.format(cond), args):
+            if image_id in by_id:
+                by_id[image_id].tags.append((name, tag))
+        for image_id, name, digest in st.db.execute(_DIGESTS.format(cond), args):
+            if image_id in by_id:
+                by_id[image_id].digests.append((name, digest))
+    return found
 
 
 def _load(st: Storage, image_id: str) -> Image:
-    row = st.db.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
-    if row is None:
+    found = _images(st, "WHERE id = ?", (image_id,))
+    if not found:
         raise OcishError(f"No such image: {image_id}")
-    img = Image(row["id"], row["created"], row["os"], row["architecture"], row["variant"],
-                row["size"], row["added"])
-    img.tags = [(r["name"], r["tag"]) for r in st.db.execute(
-        "SELECT name, tag FROM tags WHERE image_id = ? ORDER BY updated, name, tag", (image_id,))]
-    img.digests = [(r["name"], r["digest"]) for r in st.db.execute(
-        "SELECT name, digest FROM repo_digests WHERE image_id = ? ORDER BY name, digest",
-        (image_id,))]
-    return img
+    return found[0]
 
 
 def list_images(st: Storage) -> list[Image]:
     """Every image, newest first."""
-    ids = [r["id"] for r in st.db.execute("SELECT id FROM images ORDER BY added DESC, id")]
-    return [_load(st, i) for i in ids]
+    return _images(st, "", ())
 
 
 def resolve(st: Storage, text: str) -> str:
@@ -141,14 +154,14 @@ def remove(st: Storage, text: str, force: bool = False) -> list[str]:
     return out
 
 
-@dataclass
 class Collected:
     """What a garbage collection removed: blob count, snapshots (chain IDs) and the bytes of
     layer content those held (the measure ``images`` and ``system df`` show)."""
 
-    blobs: int = 0
-    snapshots: list[str] = field(default_factory=list)
-    reclaimed: int = 0
+    def __init__(self) -> None:
+        self.blobs = 0
+        self.snapshots: list[str] = []
+        self.reclaimed = 0
 
 
 def gc(st: Storage) -> Collected:
@@ -189,6 +202,8 @@ def first_manifest(st: Storage, image_id: str) -> str | None:
 
 def image_config(st: Storage, image_id: str) -> dict[str, Any]:
     """The config of a stored image (its ID is the config's digest)."""
+    import json
+
     config = json.loads(st.content.read(image_id))
     return config if isinstance(config, dict) else {}
 

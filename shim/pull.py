@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TextIO
 
 from . import platforms
 from .install import (
@@ -23,6 +19,11 @@ from .install import (
 from .reference import Reference
 from .registry import INDEX_TYPES, RegistryClient
 from .storage import Storage
+
+TYPE_CHECKING = False  # not typing's: push imports this module for every command
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TextIO
 
 # the names this module had before the checks moved to install.py (push.py imports them)
 _json = parse_json
@@ -86,14 +87,13 @@ class Progress:
         return draw
 
 
-@dataclass
 class Pulled:
     """The outcome of a pull."""
 
-    image_id: str
-    manifest_digest: str
-    repo_digest: str
-    downloaded: bool
+    def __init__(self, image_id: str, manifest_digest: str, repo_digest: str,
+                 downloaded: bool) -> None:
+        self.image_id, self.manifest_digest = image_id, manifest_digest
+        self.repo_digest, self.downloaded = repo_digest, downloaded
 
 
 def _manifest(st: Storage, client: RegistryClient, repo: str, ref: str) -> tuple[bytes, str, str]:
@@ -164,6 +164,8 @@ def _fetch_layers(st: Storage, client: RegistryClient, repo: str, image: Parts,
         progress.layer(bdigest, "Pull complete")
 
     if todo:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for fut in [pool.submit(one, i) for i in todo]:
                 fut.result()

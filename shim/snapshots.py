@@ -12,10 +12,7 @@ fits ~260 layers (overlayfs itself stops at 500).
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-from dataclasses import dataclass
 
 from .errors import OcishError
 from .store import pid_alive, split_digest
@@ -44,14 +41,11 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
-@dataclass
 class SnapshotInfo:
     """What ``info.json`` records."""
 
-    chain_id: str
-    parent: str
-    diff_id: str
-    size: int
+    def __init__(self, chain_id: str, parent: str, diff_id: str, size: int) -> None:
+        self.chain_id, self.parent, self.diff_id, self.size = chain_id, parent, diff_id, size
 
 
 class Snapshots:
@@ -75,6 +69,8 @@ class Snapshots:
 
     def info(self, chain_id: str) -> SnapshotInfo:
         """The recorded facts about a present snapshot."""
+        import json
+
         with open(os.path.join(self.dir(chain_id), "info.json")) as f:
             return SnapshotInfo(**json.load(f))
 
@@ -87,6 +83,9 @@ class Snapshots:
         """
         if self.exists(chain_id):
             return self.info(chain_id)
+        import json
+        import shutil
+
         from .unpack import unpack
 
         tmp = os.path.join(self.root, f"tmp-{os.getpid()}-{os.urandom(8).hex()}")
@@ -126,6 +125,8 @@ class Snapshots:
                     os.unlink(os.path.join(self.root, name))
             except OSError:
                 pass
+        import shutil
+
         doomed = os.path.join(self.root, f"tmp-{os.getpid()}-{os.urandom(8).hex()}")
         os.rename(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
@@ -137,6 +138,8 @@ class Snapshots:
 
     def clean_tmp(self) -> None:
         """Remove the temp dirs of unpackers that died."""
+        import shutil
+
         for name in os.listdir(self.root):
             if name.startswith("tmp-"):
                 pid = name.split("-")[1]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
 
 from .. import images, platforms, reference
 from ..errors import OcishError
 from ..storage import Storage, default_root
 from . import regopts
-from .output import human_size, since, table
+from .output import human_size, json_lines, since, table
+
+TYPE_CHECKING = False  # not typing's: `ocish images` imports this module, typing costs ms
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _storage(args: argparse.Namespace) -> Storage:
@@ -77,10 +79,8 @@ def cmd_images(args: argparse.Namespace) -> int:
         sys.stdout.write("".join(s + "\n" for s in seen))
         return 0
     if args.format == "json":
-        for r in rows:
-            shown = {k: v for k, v in r.items() if not k.startswith("_")}
-            shown["ID"] = _short(r["ID"], args.no_trunc)
-            sys.stdout.write(json.dumps(shown, sort_keys=True) + "\n")
+        json_lines(sys.stdout, ({**{k: v for k, v in r.items() if not k.startswith("_")},
+                                 "ID": _short(r["ID"], args.no_trunc)} for r in rows))
         return 0
     if args.format not in ("table", None):
         raise OcishError(f"--format {args.format!r}: only 'table' and 'json' are supported")
@@ -124,6 +124,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             found.append(images.inspect(st, images.resolve(st, ref)))
         except OcishError:
             missing.append(ref)
+    import json
+
     sys.stdout.write(json.dumps(found, indent=4) + "\n")
     if missing:
         raise OcishError("No such image: " + ", ".join(missing))

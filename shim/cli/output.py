@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TextIO
+
+TYPE_CHECKING = False  # not typing's: `ocish images` imports this module, typing costs ms
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any, TextIO
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
@@ -22,6 +24,8 @@ def table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) -> 
 
 def json_lines(out: TextIO, rows: Iterable[Mapping[str, Any]]) -> None:
     """One JSON object a line, keys sorted (Docker's ``--format json``)."""
+    import json
+
     for row in rows:
         out.write(json.dumps(row, sort_keys=True) + "\n")
 
