@@ -26,6 +26,7 @@ WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 MAX_SYMLINKS = 255
 CHUNK = 1 << 20  # what each read of the compressed and the decompressed stream asks for
+MAX_HEADER = 16 << 20  # pax records and long names are read whole: no larger than this
 
 
 class BadArchive(OcishError):
@@ -187,6 +188,8 @@ class _TarStream:
 
     def read(self, n: int) -> bytes:
         """Up to *n* bytes (fewer only at the end): tarfile's headers."""
+        if n > MAX_HEADER:
+            raise BadArchive(f"tar: a {n}-byte header (pax or long name)")
         end = self.pos + n
         if end <= len(self.buf):
             out = self.buf[self.pos:end]

@@ -495,3 +495,11 @@ def test_same_tree_as_gnu_tar(tmp_path: Path) -> None:
     assert len(mine) > 250
     assert mine == gnu
     check_metadata(ours)
+
+
+def test_huge_tar_header_is_refused(tmp_path: Path) -> None:
+    """A pax record or long name is read whole: one of 17 MiB (a few KiB gzipped) is refused."""
+    info, data = entry("x", data=b"y")
+    info.pax_headers = {"comment": "a" * (17 << 20)}
+    with pytest.raises(OcishError, match="layer: bad archive: tar: a [0-9]+-byte header"):
+        _unpack_bytes(tmp_path, gzip.compress(layer_tar([(info, data)])))
