@@ -130,10 +130,13 @@ def _created_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
-def create(store: Store, container_id: str, opts: Options) -> State:
-    """Create the container; on return its init waits for ``start``."""
+def create(store: Store, container_id: str, opts: Options,
+           spec: spec_mod.Spec | None = None) -> State:
+    """Create the container; on return its init waits for ``start``. ``spec``: the bundle's
+    config.json if the caller has read it already."""
     cdir = store.container(container_id)
-    spec, _ = spec_mod.load(opts.bundle)
+    if spec is None:
+        spec, _ = spec_mod.load(opts.bundle)
     validate(spec, opts)
     rootfs = _rootfs(opts.bundle, spec)
     keep_fds, extra_env = _passed_fds(opts.preserve_fds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from ..linux import syscalls as sc
+from ..spec import load
 from . import create as create_mod
 from .delete import delete
 from .foreground import Forwarder
@@ -30,14 +31,13 @@ def run(store: Store, container_id: str, opts: create_mod.Options, detach: bool,
     if subreaper:
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     own_console = -1
-    if not opts.console_socket:
-        spec_terminal = _wants_terminal(opts.bundle)
-        if spec_terminal:
-            from .. import console
+    spec, _ = load(opts.bundle)
+    if not opts.console_socket and spec.process is not None and spec.process.terminal:
+        from .. import console
 
-            own_console, opts.console_fd = console.socket_pair()
+        own_console, opts.console_fd = console.socket_pair()
     try:
-        state = create_mod.create(store, container_id, opts)
+        state = create_mod.create(store, container_id, opts, spec)
     finally:
         if opts.console_fd >= 0:
             os.close(opts.console_fd)
@@ -62,9 +62,3 @@ def run(store: Store, container_id: str, opts: create_mod.Options, detach: bool,
         delete(store, container_id, force=True, warn=warn)
     return status
 
-
-def _wants_terminal(bundle: str) -> bool:
-    from ..spec import load
-
-    spec, _ = load(bundle)
-    return spec.process is not None and spec.process.terminal

@@ -22,7 +22,7 @@ from ..cgroups import fs as cgroups
 from ..cgroups.fs import Manager
 from ..errors import ExecError, OcirtError, SysError
 from ..linux import syscalls as sc
-from . import channel, setup
+from . import channel
 from .spawn import JOIN_ORDER, NAMESPACE_FLAGS, close_fds_except
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
@@ -121,6 +121,9 @@ def _reap(pid: int) -> None:
 def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int]) -> None:
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    # Imported here, while the runtime moves us into cgroup2, and before setns (after which
+    # the host's Python library is out of reach).
+    from . import setup
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
     close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener,
                                      *ns_fds.values()})
@@ -153,6 +156,7 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int])
 
 def _process(req: ExecRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     """In the container: terminal, limits, labels, user, cwd, then execve."""
+    from . import setup  # imported by _intermediate, on the host
     proc = req.process
     os.chdir("/")
     if proc.terminal:
