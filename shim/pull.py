@@ -6,6 +6,7 @@ import sys
 import threading
 
 from . import platforms
+from .errors import OcishError
 from .install import (
     Parts,
     descriptor,
@@ -159,8 +160,13 @@ def _fetch_layers(st: Storage, client: RegistryClient, repo: str, image: Parts,
                     blob.commit(resp)
                     progress.layer(bdigest, "Download complete")
 
-                st.snapshots.create(image.chains[i], image.chains[i - 1] if i else "",
-                                    image.diff_ids[i], blob.tee(resp), verify)
+                try:
+                    st.snapshots.create(image.chains[i], image.chains[i - 1] if i else "",
+                                        image.diff_ids[i], blob.tee(resp), verify)
+                except OcishError:
+                    if not blob.closed:  # a layer that does not unpack may be a bad download:
+                        blob.commit(resp)  # the blob's own size or digest error says so
+                    raise
         progress.layer(bdigest, "Pull complete")
 
     if todo:

@@ -108,6 +108,11 @@ class BlobWriter:
             time.sleep(self.delay * len(chunk) / 65536)
         return len(chunk)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the writer is done (committed, failed its checks, or closed)."""
+        return self.out is None
+
     def tee(self, src: Readable) -> Readable:
         """A reader of *src* that feeds this writer everything it reads."""
         return _Tee(src, self)

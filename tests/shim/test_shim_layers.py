@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -17,7 +18,10 @@ import stat
 import struct
 import subprocess
 import tarfile
+import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -503,3 +507,71 @@ def test_huge_tar_header_is_refused(tmp_path: Path) -> None:
     info.pax_headers = {"comment": "a" * (17 << 20)}
     with pytest.raises(OcishError, match="layer: bad archive: tar: a [0-9]+-byte header"):
         _unpack_bytes(tmp_path, gzip.compress(layer_tar([(info, data)])))
+
+
+class _Spoiler(http.server.ThreadingHTTPServer):
+    """An HTTP proxy on 127.0.0.1 in front of the registry that spoils one blob: a byte flipped
+    in its middle ("flip"), or the connection closed halfway ("cut")."""
+
+    def __init__(self, registry: Registry, blob: str, how: str) -> None:
+        upstream, target, mode = registry.host, f"/blobs/{blob}", how
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                req = urllib.request.Request(f"http://{upstream}{self.path}",
+                                             headers={k: v for k, v in self.headers.items()
+                                                      if k.lower() in ("accept",
+                                                                       "authorization")})
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as resp:
+                        body, status, headers = resp.read(), resp.status, resp.headers
+                except urllib.error.HTTPError as exc:
+                    body, status, headers = exc.read(), exc.code, exc.headers
+                size = len(body)
+                if self.path.endswith(target):
+                    half = size // 2
+                    body = body[:half] if mode == "cut" else \
+                        body[:half] + bytes([body[half] ^ 0xFF]) + body[half + 1:]
+                self.send_response(status)
+                for key in ("Content-Type", "Docker-Content-Digest"):
+                    if headers.get(key):
+                        self.send_header(key, headers[key])
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server_address[1]}"
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Spoiler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize(("how", "why"), [("flip", "digest mismatch"),
+                                          ("cut", r"got \d+ bytes, expected \d+")])
+def test_spoiled_download_is_reported_as_such(layered: dict[str, Pushed], registry: Registry,
+                                              ocish_root: Path, how: str, why: str) -> None:
+    img = layered["two"]
+    with _Spoiler(registry, img.blobs[1], how) as proxy:
+        ref = img.ref.replace(registry.host, proxy.host)
+        res = ocish(ocish_root, *PULL, "-q", ref, check=False)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(f"ocish: blob {img.blobs[1]}: {why}.*", lines[0]), \
+        res.stderr
+    assert_store_sound(ocish_root)
+    assert not (ocish_root / "blobs" / "sha256" / img.blobs[1][7:]).exists()
+    assert list((ocish_root / "ingest").iterdir()) == []
+    assert not list((ocish_root / "snapshots").glob("tmp-*"))
+    assert ocish(ocish_root, "images", "-q").stdout == ""
