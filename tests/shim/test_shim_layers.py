@@ -214,6 +214,23 @@ def test_stored_blobs_are_not_downloaded_again(layered: dict[str, Pushed], regis
     assert_store_sound(ocish_root)
 
 
+def test_each_layer_unpacked_once_by_chain_id(layered: dict[str, Pushed], registry: Registry,
+                                              ocish_root: Path) -> None:
+    """The zstd image has the gzip one's layers in other blobs: same diff IDs, same chain IDs,
+    so its pull unpacks nothing and fetches no layer."""
+    ocish(ocish_root, *PULL, "-q", layered["gzip"].ref)
+    snaps = {p.name: p.stat().st_ino for p in (ocish_root / "snapshots").iterdir()}
+    before = registry.requests()
+    out = ocish(ocish_root, *PULL, layered["zstd"].ref).stdout
+    fetched = [r.path for r in registry.requests(len(before))
+               if r.method == "GET" and "/blobs/" in r.path]
+    assert out.count("Already exists") == 2 and "Pull complete" not in out
+    assert not any(b in path for path in fetched for b in layered["zstd"].blobs)
+    assert {p.name: p.stat().st_ino for p in (ocish_root / "snapshots").iterdir()} == snaps
+    assert lower_dirs(ocish_root, layered["zstd"].ref) == \
+        lower_dirs(ocish_root, layered["gzip"].ref)
+
+
 def _read_all(master: int, proc: subprocess.Popen[bytes]) -> bytes:
     out = b""
     while True:
