@@ -50,14 +50,14 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     _join_session_keyring(req.new_keyring)
 
     # 1. The filesystem: mounts, /dev and devices inside the new mount namespace (a cgroup
-    #    mount in a new cgroup namespace waits until the runtime has moved us to our cgroups).
+    #    mount in a new cgroup namespace needs us in our cgroups first: see _CgroupsJoined).
     joined = _CgroupsJoined(ch, tasks_fds, req.new_cgroupns)
     ctx = rootfs.Context(spec, req.rootfs, req.bundle, req.cgroup_paths, req.userns,
                          req.new_cgroupns, cgroupns_ready=joined)
     rootfs.prepare(ctx)
 
-    # 2. The runtime sets the cgroups' limits and runs the prestart and createRuntime hooks
-    #    in its own namespaces.
+    # 2. Into our cgroups, if not yet; the runtime sets their limits and runs the prestart and
+    #    createRuntime hooks in its own namespaces.
     state = joined()
     ch.send(channel.HOOKS)
     ch.expect(channel.HOOKS_DONE)
