@@ -169,16 +169,21 @@ def _write_sysctl(key: str, value: str) -> None:
 
 
 def _wait_for_start(fifo_fd: int) -> int:
-    """Block until ``start`` opens exec.fifo; return the fifo open for writing our result."""
+    """Block until ``start`` opens exec.fifo; return the fifo open for writing our result.
+
+    Signal dispositions are reset for the container's process before the wait, so that after
+    it (while ``start`` waits for our answer) only the few set for the wait need restoring."""
     def die(signum: int, _frame: object) -> None:
         os._exit(128 + signum)
 
+    setup.reset_signals()
     for sig in _FATAL_WHILE_WAITING:
         signal.signal(sig, die)
     try:
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise SysError("open exec fifo", exc.errno or 0) from None
+    for sig in _FATAL_WHILE_WAITING:
+        signal.signal(sig, signal.SIG_DFL)
     os.close(fifo_fd)
-    setup.reset_signals()
     return fd
