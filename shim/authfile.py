@@ -15,10 +15,12 @@ import base64
 import binascii
 import json
 import os
-import secrets
-from typing import Any
 
 from .errors import OcishError
+
+TYPE_CHECKING = False  # not typing's: pull and push import this module, typing costs ms
+if TYPE_CHECKING:
+    from typing import Any
 
 DOCKER_HUB_KEYS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
@@ -80,7 +82,7 @@ def save(path: str, data: dict[str, Any]) -> None:
     """Write *data* to *path* atomically, readable by its owner only."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, mode=0o700, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from .db import transaction
 from .errors import OcishError
 from .snapshots import chain_ids
 from .storage import Storage
 from .store import digest_of
+
+TYPE_CHECKING = False  # not typing's: pull imports this module, typing costs ms
+if TYPE_CHECKING:
+    from typing import Any
 
 LAYER_TYPES = {
     "application/vnd.oci.image.layer.v1.tar",
@@ -70,19 +72,16 @@ def manifest_parts(manifest: dict[str, Any], digest: str, media_type: str
     return config, layers
 
 
-@dataclass
 class Parts:
     """Everything about one image to install, its blobs in the content store (layers may come
     later: see ``unpack_layer``)."""
 
-    manifest_digest: str
-    media_type: str
-    manifest_size: int
-    config_digest: str
-    config: dict[str, Any]
-    layers: list[Descriptor]
-    diff_ids: list[str]
-    chains: list[str]
+    def __init__(self, manifest_digest: str, media_type: str, manifest_size: int,
+                 config_digest: str, config: dict[str, Any], layers: list[Descriptor],
+                 diff_ids: list[str], chains: list[str]) -> None:
+        self.manifest_digest, self.media_type = manifest_digest, media_type
+        self.manifest_size, self.config_digest, self.config = manifest_size, config_digest, config
+        self.layers, self.diff_ids, self.chains = layers, diff_ids, chains
 
 
 def parts(manifest_digest: str, media_type: str, manifest_size: int, config_digest: str,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import platform as _platform
-from dataclasses import dataclass
-from typing import Any
+import os
 
 from .errors import OcishError
+
+TYPE_CHECKING = False  # not typing's: pull imports this module, typing costs ms
+if TYPE_CHECKING:
+    from typing import Any
 
 _MACHINES = {
     "x86_64": ("amd64", ""), "amd64": ("amd64", ""), "i386": ("386", ""), "i686": ("386", ""),
@@ -16,13 +18,24 @@ _MACHINES = {
 }
 
 
-@dataclass(frozen=True)
 class Platform:
-    """An OCI platform."""
+    """An OCI platform, compared by value; never changed once made (not a dataclass: see
+    reference.Reference)."""
 
-    os: str
-    architecture: str
-    variant: str = ""
+    __slots__ = ("os", "architecture", "variant")
+
+    def __init__(self, os: str, architecture: str, variant: str = "") -> None:
+        self.os, self.architecture, self.variant = os, architecture, variant
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Platform) and (self.os, self.architecture, self.variant) == \
+            (other.os, other.architecture, other.variant)
+
+    def __hash__(self) -> int:
+        return hash((self.os, self.architecture, self.variant))
+
+    def __repr__(self) -> str:
+        return f"Platform({self.os!r}, {self.architecture!r}, {self.variant!r})"
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
@@ -30,7 +43,8 @@ class Platform:
 
 def host() -> Platform:
     """The platform of this machine."""
-    arch, variant = _MACHINES.get(_platform.machine(), (_platform.machine(), ""))
+    machine = os.uname().machine  # what platform.machine() says, without importing platform
+    arch, variant = _MACHINES.get(machine, (machine, ""))
     return Platform("linux", arch, variant)
 
 

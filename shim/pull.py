@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from functools import partial
 
 from . import platforms
 from .errors import OcishError
@@ -20,6 +21,7 @@ from .install import (
 from .reference import Reference
 from .registry import INDEX_TYPES, RegistryClient
 from .storage import Storage
+from .threads import run_all
 
 TYPE_CHECKING = False  # not typing's: push imports this module for every command
 if TYPE_CHECKING:
@@ -169,10 +171,5 @@ def _fetch_layers(st: Storage, client: RegistryClient, repo: str, image: Parts,
                     raise
         progress.layer(bdigest, "Pull complete")
 
-    if todo:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for fut in [pool.submit(one, i) for i in todo]:
-                fut.result()
+    run_all([partial(one, i) for i in todo], workers)
     return bool(todo)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TextIO
+from functools import partial
 
 from . import images, reference, upload
 from .db import transaction
@@ -20,6 +18,11 @@ from .pull import Progress, _descriptor, _json
 from .reference import Reference
 from .registry import RegistryClient
 from .storage import Storage
+from .threads import run_all
+
+TYPE_CHECKING = False  # not typing's: typing costs ms
+if TYPE_CHECKING:
+    from typing import TextIO
 
 DEFAULT_CHUNK = 16 << 20
 FOREIGN_TYPES = {
@@ -28,13 +31,12 @@ FOREIGN_TYPES = {
 }
 
 
-@dataclass
 class Pushed:
     """The outcome of a push: the manifest's digest and what happened to each blob."""
 
-    digest: str
-    size: int
-    blobs: dict[str, str] = field(default_factory=dict)  # digest -> exists|mounted|uploaded
+    def __init__(self, digest: str, size: int) -> None:
+        self.digest, self.size = digest, size
+        self.blobs: dict[str, str] = {}  # digest -> exists|mounted|uploaded
 
 
 def upload_plan() -> tuple[str, int]:
@@ -150,9 +152,7 @@ def push(st: Storage, client: RegistryClient, source: str, dest: Reference,
 
         todo = [((d, s, t), True) for (d, s, t), raw in layers
                 if not (t in FOREIGN_TYPES and raw.get("urls"))]
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for fut in [pool.submit(one, blob, shown) for blob, shown in todo]:
-                fut.result()
+        run_all([partial(one, blob, shown) for blob, shown in todo], workers)
         one(config, False)
         got = upload.put_manifest(client, dest.repository, dest.tag, data, media_type)
         if got and got != digest:

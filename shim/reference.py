@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .errors import OcishError
 
@@ -16,14 +15,28 @@ _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 
 
-@dataclass(frozen=True)
 class Reference:
-    """A parsed, normalized image reference."""
+    """A parsed, normalized image reference, compared by value; never changed once made (a
+    plain class, not a frozen dataclass: importing dataclasses costs every command several ms)."""
 
-    registry: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
+    __slots__ = ("registry", "repository", "tag", "digest")
+
+    def __init__(self, registry: str, repository: str, tag: str | None = None,
+                 digest: str | None = None) -> None:
+        self.registry, self.repository, self.tag, self.digest = registry, repository, tag, digest
+
+    def _key(self) -> tuple[str, str, str | None, str | None]:
+        return (self.registry, self.repository, self.tag, self.digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reference) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Reference(registry={self.registry!r}, repository={self.repository!r}, "
+                f"tag={self.tag!r}, digest={self.digest!r})")
 
     @property
     def name(self) -> str:

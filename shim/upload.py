@@ -12,11 +12,14 @@ blob, else 202 and an upload location, as a plain POST.
 from __future__ import annotations
 
 import urllib.parse
-from http.client import HTTPResponse
-from typing import BinaryIO
 
 from .errors import OcishError
 from .registry import RegistryClient, RegistryError
+
+TYPE_CHECKING = False  # not typing's: typing costs ms
+if TYPE_CHECKING:
+    from http.client import HTTPResponse
+    from typing import BinaryIO
 
 OCTETS = "application/octet-stream"
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
 
-from .. import images, platforms, reference
 from ..errors import OcishError
-from ..storage import Storage, default_root
 from .groups import group
+
+TYPE_CHECKING = False  # not typing's: typing costs every command ms
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import IO, Any
+
+    from ..storage import Storage
 
 # the modules doing the work are imported by the command that needs them, not by every command
 FORMATS = ("docker-archive", "oci-archive")  # what save.save takes
@@ -22,6 +24,8 @@ TERMINAL = "cowardly refusing to save to a terminal. Use the -o flag or redirect
 
 
 def _storage(args: argparse.Namespace) -> Storage:
+    from ..storage import Storage, default_root
+
     return Storage(args.root or default_root())
 
 
@@ -88,6 +92,7 @@ def cmd_save(args: argparse.Namespace) -> int:
 
 def cmd_load(args: argparse.Namespace) -> int:
     """Load images from a tar archive."""
+    from .. import reference
     from ..load import load
 
     st = _storage(args)
@@ -103,6 +108,9 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import a rootfs tarball as a one-layer image."""
+    import re
+
+    from .. import platforms, reference
     from ..importer import import_rootfs
 
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", args.file):
@@ -128,6 +136,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export an image's root filesystem as a tar archive."""
+    from .. import images
     from ..export import export
 
     st = _storage(args)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: every command imports this module, typing costs ms
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def group(sub: Any, name: str, help_text: str) -> Any:

@@ -1,31 +1,35 @@
-"""Image commands: pull, images (image ls), tag, rmi (image rm), image inspect."""
+"""Image commands: pull, images (image ls), tag, rmi (image rm), image inspect.
+
+Every command imports this module to make its parser: what the commands do is imported by
+their handlers.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .. import images, platforms, reference
 from ..errors import OcishError
-from ..storage import Storage, default_root
 from . import regopts
-from .output import human_size, json_lines, since, table
 
 TYPE_CHECKING = False  # not typing's: `ocish images` imports this module, typing costs ms
 if TYPE_CHECKING:
     from typing import Any
 
+    from .. import images
+    from ..storage import Storage
+
 
 def _storage(args: argparse.Namespace) -> Storage:
+    from ..storage import Storage, default_root
+
     return Storage(args.root or default_root())
-
-
-_bool = regopts.parse_bool  # the --tls-verify style of boolean option, for other commands
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull an image from a registry."""
-    from ..pull import pull  # not for every command: it brings the HTTP client
+    from .. import platforms, reference
+    from ..pull import pull
 
     ref = reference.parse(args.ref)
     want = platforms.parse(args.platform) if args.platform else platforms.host()
@@ -41,6 +45,9 @@ def _short(image_id: str, no_trunc: bool) -> str:
 
 
 def _rows(imgs: list[images.Image]) -> list[dict[str, str]]:
+    from .. import reference
+    from .output import human_size, since
+
     rows: list[dict[str, str]] = []
     for img in imgs:
         digests = dict(img.digests)
@@ -63,6 +70,9 @@ def _rows(imgs: list[images.Image]) -> list[dict[str, str]]:
 
 def cmd_images(args: argparse.Namespace) -> int:
     """List images."""
+    from .. import images, reference
+    from .output import json_lines, table
+
     rows = _rows(images.list_images(_storage(args)))
     if args.filter:
         name, t = args.filter, ""
@@ -94,12 +104,16 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     """Create a tag that refers to an image."""
+    from .. import images
+
     images.tag(_storage(args), args.source, args.target)
     return 0
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
     """Remove images; blobs and snapshots nothing uses any more go with them."""
+    from .. import images
+
     st = _storage(args)
     failed = 0
     for ref in args.refs:
@@ -116,6 +130,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     """Show an image's details as JSON."""
     if args.format not in (None, "json"):
         raise OcishError(f"--format {args.format!r}: only 'json' is supported")
+    import json
+
+    from .. import images
+
     st = _storage(args)
     found: list[dict[str, Any]] = []
     missing: list[str] = []
@@ -124,8 +142,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             found.append(images.inspect(st, images.resolve(st, ref)))
         except OcishError:
             missing.append(ref)
-    import json
-
     sys.stdout.write(json.dumps(found, indent=4) + "\n")
     if missing:
         raise OcishError("No such image: " + ", ".join(missing))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-from typing import Any
 
 from .. import __version__
+
+TYPE_CHECKING = False  # not typing's: every command imports this module, typing costs ms
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def runtime_path(args: argparse.Namespace) -> str:
@@ -23,6 +25,8 @@ def cmd_version(args: argparse.Namespace) -> int:
     """Print the version of ocish and of the runtime it drives."""
     sys.stdout.write(f"ocish version {__version__}\n")
     runtime = runtime_path(args)
+    import subprocess
+
     try:
         out = subprocess.run([runtime, "--version"], capture_output=True, text=True, timeout=10)
     except OSError as exc:

@@ -1,24 +1,27 @@
-"""Registry commands: push (image push), login, logout."""
+"""Registry commands: push (image push), login, logout; what they do is imported by their
+handlers (every command imports this module to make its parser)."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
-from typing import Any
 
-from .. import authfile, images, reference
 from ..errors import OcishError
-from ..push import named_locally, push
-from ..registry import RegistryClient, RegistryError
-from ..storage import Storage, default_root
 from . import regopts
+
+TYPE_CHECKING = False  # not typing's: typing costs every command ms
+if TYPE_CHECKING:
+    from typing import Any
 
 TRANSPORT = "docker://"
 
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Push an image to a registry."""
+    from .. import images, reference
+    from ..push import named_locally, push
+    from ..storage import Storage, default_root
+
     st = Storage(args.root or default_root())
     target = args.dest or args.image
     if target.startswith(TRANSPORT):
@@ -39,6 +42,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def _registry_key(text: str) -> str:
+    from .. import authfile
+
     key = authfile.normalize(text)
     if not key or key.startswith("/"):
         raise OcishError(f"{text!r}: not a registry")
@@ -61,6 +66,8 @@ def _secret(args: argparse.Namespace) -> tuple[str, str]:
     elif args.password is not None:
         password = args.password
     elif sys.stdin.isatty():
+        import getpass
+
         password = getpass.getpass("Password: ")
     else:
         raise OcishError("a password is needed (-p PASSWORD or --password-stdin)")
@@ -71,6 +78,9 @@ def _secret(args: argparse.Namespace) -> tuple[str, str]:
 
 def cmd_login(args: argparse.Namespace) -> int:
     """Check credentials against a registry, then save them."""
+    from .. import authfile
+    from ..registry import RegistryClient, RegistryError
+
     key = _registry_key(args.registry)
     host = key.partition("/")[0]
     user, password = _secret(args)
@@ -89,6 +99,8 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_logout(args: argparse.Namespace) -> int:
     """Forget saved credentials."""
+    from .. import authfile
+
     if args.all:
         authfile.remove(args.authfile, None)
         sys.stdout.write("Removed login credentials for all registries\n")

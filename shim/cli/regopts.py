@@ -1,13 +1,17 @@
-"""The options every command that talks to a registry takes, and the client they make."""
+"""The options every command that talks to a registry takes, and the client they make (the
+HTTP client and the auth files are imported only to make one)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from .. import authfile
 from ..errors import OcishError
-from ..registry import RegistryClient
+
+TYPE_CHECKING = False  # not typing's: every command imports this module, typing costs ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..registry import RegistryClient
 
 
 def parse_bool(text: str) -> bool:
@@ -45,6 +49,9 @@ def add_options(p: Any) -> None:
 
 def client(args: argparse.Namespace, registry: str, repository: str) -> RegistryClient:
     """A client for *registry* with --creds, else the saved credentials for *repository*."""
+    from .. import authfile
+    from ..registry import RegistryClient
+
     if args.creds:
         user, sep, password = args.creds.partition(":")
         if not sep or not user:

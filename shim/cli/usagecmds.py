@@ -4,25 +4,31 @@ and ``system df``."""
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
-from typing import Any
 
-from .. import images, reference, usage
-from ..history import MISSING, history
-from ..storage import Storage, default_root
 from .groups import group
-from .imagecmds import _bool
-from .output import human_size, json_lines, parse_time, since, table
+from .regopts import parse_bool
 
+TYPE_CHECKING = False  # not typing's: typing costs every command ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .. import usage
+    from ..storage import Storage
+
+# what the commands do is imported by their handlers: every command imports this module
 CREATED_BY_WIDTH = 45
 
 
 def _storage(args: argparse.Namespace) -> Storage:
+    from ..storage import Storage, default_root
+
     return Storage(args.root or default_root())
 
 
 def _short(image_id: str, no_trunc: bool) -> str:
+    from ..history import MISSING
+
     return image_id if no_trunc or image_id == MISSING else image_id.split(":", 1)[-1][:12]
 
 
@@ -32,6 +38,10 @@ def _ellipsis(text: str, width: int) -> str:
 
 def _created_at(created: str) -> str:
     """RFC 3339 to the second, as Docker prints it."""
+    import datetime
+
+    from .output import parse_time
+
     ts = parse_time(created)
     if ts is None:
         return "N/A"
@@ -41,6 +51,10 @@ def _created_at(created: str) -> str:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Show the history of an image."""
+    from .. import images
+    from ..history import history
+    from .output import human_size, json_lines, since, table
+
     st = _storage(args)
     rows = history(st, images.resolve(st, args.image))
     if args.quiet:
@@ -74,6 +88,9 @@ def _confirm(warning: str) -> bool:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Remove unused images."""
+    from .. import usage
+    from .output import human_size
+
     st = _storage(args)
     if not args.force:
         what = ("all images without at least one container associated to them" if args.all
@@ -89,12 +106,17 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _reclaimable(reclaimable: int, total: int) -> str:
+    from .output import human_size
+
     if total <= 0:
         return human_size(reclaimable)
     return f"{human_size(reclaimable)} ({reclaimable * 100 // total}%)"
 
 
 def _df_verbose(u: usage.Usage) -> None:
+    from .. import reference
+    from .output import human_size, since, table
+
     rows = []
     for iu in u.images:
         img = iu.image
@@ -116,6 +138,9 @@ def _df_verbose(u: usage.Usage) -> None:
 
 def cmd_df(args: argparse.Namespace) -> int:
     """Show disk usage: images (containers, volumes and build cache are not there yet)."""
+    from .. import usage
+    from .output import human_size, json_lines, table
+
     u = usage.usage(_storage(args))
     if args.verbose and args.format != "json":
         _df_verbose(u)
@@ -143,7 +168,7 @@ def _add_history(sub: Any, name: str) -> None:
     p = sub.add_parser(name, help="show the history of an image",
                        description="Show the history of an image, newest first.")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("-H", "--human", type=_bool, default=True, metavar="BOOL",
+    p.add_argument("-H", "--human", type=parse_bool, default=True, metavar="BOOL",
                    help="sizes and dates in human-readable form (default true)")
     p.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
     p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
