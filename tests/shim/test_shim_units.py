@@ -14,6 +14,7 @@ from shim.errors import OcishError
 from shim.reference import familiar, parse
 from shim.registry import parse_challenge
 from shim.snapshots import chain_ids
+from shim.threads import run_all
 
 D = "sha256:" + "a" * 64
 
@@ -73,6 +74,33 @@ def test_chain_ids() -> None:
 
     a, b = "sha256:" + "1" * 64, "sha256:" + "2" * 64
     assert chain_ids([a, b]) == [a, "sha256:" + hashlib.sha256(f"{a} {b}".encode()).hexdigest()]
+
+
+def test_run_all() -> None:
+    import threading
+    from functools import partial
+
+    together = threading.Barrier(3, timeout=60)  # passes only if 3 jobs run at once
+    done: list[int] = []
+
+    def job(i: int) -> None:
+        if i < 3:
+            together.wait()
+        done.append(i)
+        if i in (4, 6):
+            raise ValueError(str(i))
+
+    run_all([partial(job, i) for i in (0, 1, 2, 3)], 3)
+    assert sorted(done) == [0, 1, 2, 3]
+    done.clear()
+    together.reset()
+    with pytest.raises(ValueError, match="^4$"):  # the first failed job's, in the jobs' order
+        run_all([partial(job, i) for i in range(20)], 3)
+    assert 4 in done
+    done.clear()
+    with pytest.raises(ValueError, match="^4$"):  # one worker: in order, stopping at 4
+        run_all([partial(job, i) for i in range(3, 8)], 1)
+    assert done == [3, 4]
 
 
 def test_output_helpers() -> None:
