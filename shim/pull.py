@@ -143,12 +143,27 @@ def pull(st: Storage, client: RegistryClient, ref: Reference, want: platforms.Pl
 
 def _fetch_layers(st: Storage, client: RegistryClient, repo: str, image: Parts,
                   progress: Progress, workers: int) -> bool:
-    """Make the missing layer snapshots, several layers at once: a stored blob is unpacked, a
-    missing one streamed from the registry into the content store and the snapshot together
-    (one pass: the snapshot is put in place only once the blob has passed its digest)."""
+    """Make the missing layer snapshots and fetch the missing layer blobs, several layers at
+    once; whether anything was fetched or made.
+
+    A missing snapshot is unpacked from its stored blob, or its blob streamed from the registry
+    into the content store and the snapshot together (one pass: the snapshot is put in place
+    only once the blob has passed its digest).
+
+    A layer whose snapshot exists already (the same diff ID came in another blob: another
+    image's gzip of the same tar, or its zstd) is not unpacked again, but its blob, if missing,
+    is still fetched into the content store, as containerd's content store holds the blobs of
+    every image it has: push and save send an image's blobs exactly as its manifest names them,
+    byte for byte, so every image recorded has all of its blobs here. Fetched now rather than
+    at push time: now the registry that has the blob, its TLS settings and credentials are at
+    hand; a later push may go to another registry, and the source may be gone by then.
+    """
     todo = missing_layers(st, image)
+    blob_only = [i for i, (bdigest, _, _) in enumerate(image.layers)
+                 if i not in todo and not st.content.has(bdigest)]
     for i, (bdigest, _, _) in enumerate(image.layers):
-        progress.layer(bdigest, "Pulling fs layer" if i in todo else "Already exists")
+        done = i not in todo and i not in blob_only
+        progress.layer(bdigest, "Already exists" if done else "Pulling fs layer")
 
     def one(i: int) -> None:
         bdigest, bsize, _ = image.layers[i]
@@ -171,5 +186,11 @@ def _fetch_layers(st: Storage, client: RegistryClient, repo: str, image: Parts,
                     raise
         progress.layer(bdigest, "Pull complete")
 
-    run_all([partial(one, i) for i in todo], workers)
-    return bool(todo)
+    def fetch_blob(i: int) -> None:
+        bdigest, bsize, _ = image.layers[i]
+        with client.open_blob(repo, bdigest) as resp:
+            st.content.ingest(bdigest, bsize, resp, progress.bytes(bdigest, bsize))
+        progress.layer(bdigest, "Download complete")
+
+    run_all([partial(one, i) for i in todo] + [partial(fetch_blob, i) for i in blob_only], workers)
+    return bool(todo or blob_only)

@@ -114,7 +114,9 @@ def _push_blob(st: Storage, client: RegistryClient, dest: Reference, digest: str
     if location is None:
         return f"mounted from {source}"
     if not st.content.has(digest):
-        raise OcishError(f"{dest}: blob {digest} is not in the local store")
+        # only an image pulled before pulls fetched the blobs of layers unpacked already
+        raise OcishError(f"{dest}: blob {digest} is not in the local store (pull the image "
+                         "again to fetch it)")
     mode, chunk = plan
     with st.content.open(digest) as blob:
         if mode == "chunked" or (mode == "auto" and size > chunk):

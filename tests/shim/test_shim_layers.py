@@ -217,18 +217,52 @@ def test_stored_blobs_are_not_downloaded_again(layered: dict[str, Pushed], regis
 def test_each_layer_unpacked_once_by_chain_id(layered: dict[str, Pushed], registry: Registry,
                                               ocish_root: Path) -> None:
     """The zstd image has the gzip one's layers in other blobs: same diff IDs, same chain IDs,
-    so its pull unpacks nothing and fetches no layer."""
+    so its pull unpacks nothing; it fetches its own blobs, into the content store only."""
     ocish(ocish_root, *PULL, "-q", layered["gzip"].ref)
     snaps = {p.name: p.stat().st_ino for p in (ocish_root / "snapshots").iterdir()}
     before = registry.requests()
     out = ocish(ocish_root, *PULL, layered["zstd"].ref).stdout
     fetched = [r.path for r in registry.requests(len(before))
                if r.method == "GET" and "/blobs/" in r.path]
-    assert out.count("Already exists") == 2 and "Pull complete" not in out
-    assert not any(b in path for path in fetched for b in layered["zstd"].blobs)
+    assert out.count("Download complete") == 2 and "Pull complete" not in out
+    assert sorted(b for b in layered["zstd"].blobs if any(b in p for p in fetched)) == \
+        sorted(layered["zstd"].blobs)
+    for blob in layered["zstd"].blobs:
+        assert (ocish_root / "blobs" / "sha256" / blob[7:]).is_file()
     assert {p.name: p.stat().st_ino for p in (ocish_root / "snapshots").iterdir()} == snaps
     assert lower_dirs(ocish_root, layered["zstd"].ref) == \
         lower_dirs(ocish_root, layered["gzip"].ref)
+    assert_store_sound(ocish_root)
+    # and once they are all there, nothing is fetched again
+    before = registry.requests()
+    out = ocish(ocish_root, *PULL, layered["zstd"].ref).stdout
+    assert out.count("Already exists") == 2 and "Image is up to date" in out
+    assert not [r for r in registry.requests(len(before))
+                if r.method == "GET" and "/blobs/" in r.path]
+
+
+def test_push_and_save_when_the_layers_came_in_other_blobs(
+        layered: dict[str, Pushed], registry2: Registry, ocish_root: Path,
+        tmp_path: Path) -> None:
+    """The zstd image pulled after the gzip one (same diff IDs in other blobs) is pushed to
+    another registry and saved as it is: its own blobs, byte for byte."""
+    img = layered["zstd"]
+    ocish(ocish_root, *PULL, "-q", layered["gzip"].ref)
+    ocish(ocish_root, *PULL, "-q", img.ref)
+    dest = f"{registry2.host}/copy/layers-zstd:latest"
+    ocish(ocish_root, "push", "--tls-verify=false", "-q", img.ref, dest)
+    source = run("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{img.ref}")
+    pushed = run("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{dest}")
+    assert pushed.stdout == source.stdout
+    run("skopeo", "copy", "--src-tls-verify=false", f"docker://{dest}",
+        f"oci:{tmp_path / 'back'}:latest")  # skopeo checks every blob's digest
+    ocish(ocish_root, "save", "-o", str(tmp_path / "docker.tar"), img.ref)
+    archive = tmp_path / "oci.tar"
+    ocish(ocish_root, "save", "--format", "oci-archive", "-o", str(archive), img.ref)
+    with tarfile.open(archive) as tf:
+        names = tf.getnames()
+    assert all(f"blobs/sha256/{b[7:]}" in names for b in img.blobs)
+    assert_store_sound(ocish_root)
 
 
 def _read_all(master: int, proc: subprocess.Popen[bytes]) -> bytes:
