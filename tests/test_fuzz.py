@@ -409,6 +409,15 @@ def _force_clean(e: Env, cid: str, cgroups_path: Any) -> None:
         subprocess.run(["rm", "-rf", str(e.outside / entry)], check=False)
 
 
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate: no path has it, and ocirt refuses such a string itself."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _write_config(e: Env, doc: Any, encoding: str, cid: str, cgroups_leaf: Any) -> Any:
     """Write config.json; returns its cgroupsPath."""
     if isinstance(doc, dict) and isinstance(doc.get("linux"), dict):
@@ -421,7 +430,7 @@ def _write_config(e: Env, doc: Any, encoding: str, cid: str, cgroups_leaf: Any) 
             doc["linux"]["cgroupsPath"] = cgroups_leaf  # a wrong type: refused before use
     if isinstance(doc, dict) and isinstance(doc.get("root"), dict):
         path = doc["root"].get("path")
-        if isinstance(path, str) and "\x00" not in path:
+        if isinstance(path, str) and "\x00" not in path and _encodable(path):
             # never let a root path name a host directory outside the test's
             real = os.path.realpath(os.path.join(e.bundle, path), strict=False)
             if os.path.isdir(real) and not real.startswith(str(e.base) + "/"):
