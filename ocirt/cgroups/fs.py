@@ -118,6 +118,17 @@ class Manager:
             raise SysError(f"open {exc.filename}", exc.errno or 0) from None
         return fds
 
+    def open_v2(self) -> int:
+        """An fd of the container's cgroup2 directory (for clone3's CLONE_INTO_CGROUP), or -1
+        if it has none or it cannot be opened (the caller then moves processes there)."""
+        path = self.paths.get(detect.UNIFIED)
+        if path is None:
+            return -1
+        try:
+            return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return -1
+
     def add_v2(self, pid: int) -> None:
         """Move process ``pid`` into the cgroup2 hierarchy, if the container has one."""
         path = self.paths.get(detect.UNIFIED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 
@@ -47,18 +48,19 @@ def _read_rest(fd: int) -> str:
 
 def _release(fifo: str, pid: int) -> None:
     """Open the fifo for reading (unblocking the init's open) and wait for its byte, or for the
-    init to die."""
-    try:
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise OcirtError("cannot start an already running container") from None
-    except OSError as exc:
-        raise SysError(f"open exec fifo {fifo}", exc.errno or 0) from None
+    init to die. The pidfd comes first: once the fifo is open the init may answer, exec and
+    exit (and be reaped) before we look."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
-        os.close(fd)
         raise OcirtError("cannot start a container that has stopped") from None
+    try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        os.close(pidfd)
+        if exc.errno == errno.ENOENT:
+            raise OcirtError("cannot start an already running container") from None
+        raise SysError(f"open exec fifo {fifo}", exc.errno or 0) from None
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN)

@@ -10,9 +10,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 _NR = {  # x86_64 and aarch64 share none of these numbers; pick by machine.
     "x86_64": {"ioprio_set": 251, "sched_setattr": 314, "rt_sigaction": 13, "pivot_root": 155, "setns": 308, "unshare": 272, "openat2": 437, "pidfd_open": 434,
-               "pidfd_send_signal": 424, "close_range": 436},
+               "pidfd_send_signal": 424, "close_range": 436, "clone3": 435},
     "aarch64": {"ioprio_set": 30, "sched_setattr": 274, "rt_sigaction": 134, "pivot_root": 41, "setns": 268, "unshare": 97, "openat2": 437, "pidfd_open": 434,
-                "pidfd_send_signal": 424, "close_range": 436},
+                "pidfd_send_signal": 424, "close_range": 436, "clone3": 435},
 }[os.uname().machine]
 
 
@@ -133,3 +133,34 @@ def default_signal(sig: int) -> None:
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     _check(_libc.syscall(_NR["close_range"], first, ctypes.c_uint(last), flags))
+
+
+class _CloneArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size", "tls",
+        "set_tid", "set_tid_size", "cgroup")]
+
+
+_CLONE_INTO_CGROUP = 0x200000000
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """os.fork(), except that the child starts in the cgroup2 directory open as ``cgroup_fd``
+    (clone3's CLONE_INTO_CGROUP): it is never moved there afterwards, so it never waits for the
+    RCU grace period of a move. Python's own fork bookkeeping (PyOS_BeforeFork and
+    PyOS_AfterFork_*, as os.fork does) surrounds the system call, made holding the GIL."""
+    args = _CloneArgs(flags=_CLONE_INTO_CGROUP, exit_signal=17, cgroup=cgroup_fd)  # SIGCHLD
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    pid = _pylibc.syscall(_NR["clone3"], ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, os.strerror(err), "clone3")
+    return int(pid)
+
+
+_pylibc = ctypes.PyDLL(None, use_errno=True)  # calls that keep the GIL (a fork must)

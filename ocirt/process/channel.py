@@ -93,13 +93,19 @@ class Channel:
                 pass
 
 
-def fork_child(target: Callable[[Channel], object]) -> tuple[int, Channel]:
+def fork_child(target: Callable[[Channel], object], cgroup2_fd: int = -1
+               ) -> tuple[int, Channel, bool]:
     """Fork; the child runs ``target(child end)`` and exits, reporting any exception on the
     channel (it never returns: a forked child must not unwind into the runtime's stack).
-    Returns (child pid, parent end)."""
+    With ``cgroup2_fd`` (a cgroup2 directory) the child starts in that cgroup when the kernel
+    can do it. Returns (child pid, parent end, whether the child started in the cgroup)."""
     parent, child = pair()
+    placed = False
     try:
-        pid = os.fork()
+        if cgroup2_fd >= 0:
+            pid, placed = _fork_into(cgroup2_fd)
+        else:
+            pid = os.fork()
     except OSError as exc:
         parent.close()
         child.close()
@@ -116,7 +122,18 @@ def fork_child(target: Callable[[Channel], object]) -> tuple[int, Channel]:
         finally:
             os._exit(1)
     child.close()
-    return pid, parent
+    return pid, parent, placed
+
+
+def _fork_into(cgroup2_fd: int) -> tuple[int, bool]:
+    from ..linux import syscalls as sc
+
+    try:
+        return sc.fork_into_cgroup(cgroup2_fd), True
+    except OSError:
+        # No clone3 or no CLONE_INTO_CGROUP (kernels before 5.7), or a cgroup it cannot start
+        # a process in: fork here, and the caller moves the child (which fails if it must).
+        return os.fork(), False
 
 
 def reap(pid: int) -> None:

@@ -4,8 +4,8 @@ The runtime forks an intermediate that joins the container's cgroups and then it
 read from the init's /proc/<pid>/ns (the user namespace first); it forks the process itself,
 which sets up its terminal, limits, labels, user and capabilities and execs. As for the init
 (see spawn.py), the process moves itself into the v1 hierarchies, through files the
-intermediate opened on the host, and the runtime moves the intermediate and then the process
-into cgroup2, while they work. The channel is
+intermediate opened on the host, and the intermediate starts in cgroup2 (or the runtime moves
+it and then the process there, while they work). The channel is
 close-on-exec: end of file after READY means execve succeeded, an error message that it failed.
 Until execve every process here is non-dumpable and holds no host fd beyond stdio and the
 preserved ones, so the container cannot reach the runtime through /proc (CVE-2019-5736,
@@ -77,21 +77,26 @@ def spawn_exec(req: ExecRequest) -> int:
     if req.process.terminal or req.seccomp is not None:
         import socket  # noqa: F401
     ns_fds = _namespaces_of(req.init_pid)
+    cgroup2_fd = Manager(req.cgroup_paths).open_v2()
     try:
-        stage1, parent = channel.fork_child(lambda ch: _intermediate(req, ch, ns_fds))
+        stage1, parent, placed = channel.fork_child(lambda ch: _intermediate(req, ch, ns_fds),
+                                                    cgroup2_fd)
     finally:
-        for fd in ns_fds.values():
-            os.close(fd)
+        for fd in [*ns_fds.values(), cgroup2_fd]:
+            if fd >= 0:
+                os.close(fd)
     pid = 0
     try:
-        try:
-            Manager(req.cgroup_paths).add_v2(stage1)  # slow: the intermediate works meanwhile
-        except SysError as exc:
-            if exc.errno != errno.ESRCH:  # an intermediate gone already is no failure
-                raise
+        if not placed:
+            try:
+                Manager(req.cgroup_paths).add_v2(stage1)  # slow: the intermediate works meanwhile
+            except SysError as exc:
+                if exc.errno != errno.ESRCH:  # an intermediate gone already is no failure
+                    raise
         msg = parent.expect(channel.PID)
         pid = msg["pid"]
-        Manager(req.cgroup_paths).add_v2(pid)
+        if not placed:
+            Manager(req.cgroup_paths).add_v2(pid)
         parent.send(channel.PID, pid=pid)  # the process learns its host pid, and is in place
         os.waitpid(stage1, 0)
         stage1 = 0

@@ -10,8 +10,10 @@ Cgroups: the init moves itself into the v1 hierarchies (quick: see cgroups/fs.py
 it can: before it makes its cgroup namespace (rooted in its new cgroup) or else just before the
 limits and hooks step, so that its own set-up (and the fork's page tables) is not charged to
 the container. A cgroup2 move waits for an RCU grace period (5-15 ms, the longest step of a
-create), so the runtime moves the intermediate and then the init there while the children do
-their own work; the init waits for that (JOINED) at the same point.
+create), so the intermediate is forked straight into its cgroup2 (clone3's CLONE_INTO_CGROUP)
+and the init is born there too; where the kernel cannot, the runtime moves the intermediate
+and then the init while the children do their own work. The init waits for that (JOINED) at
+the same point.
 """
 
 from __future__ import annotations
@@ -85,16 +87,21 @@ def spawn(req: InitRequest, on_hooks: Callable[[str], None]) -> tuple[int, chann
     left running.
     """
     ns_fds = _open_namespace_paths(req.spec)
+    cgroup2_fd = Manager(req.cgroup_paths).open_v2()
     try:
-        stage1, parent = channel.fork_child(lambda ch: _intermediate(req, ch, ns_fds))
+        stage1, parent, placed = channel.fork_child(lambda ch: _intermediate(req, ch, ns_fds),
+                                                    cgroup2_fd)
     finally:
-        for fd in ns_fds.values():
-            os.close(fd)
+        for fd in [*ns_fds.values(), cgroup2_fd]:
+            if fd >= 0:
+                os.close(fd)
     init_pid = 0
     state = b""
     stage1_reaped = False
     try:
-        failed = _join_cgroups(req, stage1)  # the slow move; the intermediate works meanwhile
+        # The slow move, unless the intermediate started in its cgroup2 (and then the init
+        # with it); the intermediate works meanwhile.
+        failed = _join_cgroups(req, stage1, placed)
         while True:
             msg = parent.recv()
             kind = msg["type"]
@@ -108,8 +115,8 @@ def spawn(req: InitRequest, on_hooks: Callable[[str], None]) -> tuple[int, chann
                 stage1_reaped = True
                 if failed is not None:
                     raise failed
-                # Forked before or after its parent moved: move it too (quick, so soon after).
-                Manager(req.cgroup_paths).add_v2(init_pid)
+                if not placed:  # forked before or after its parent moved: move it too (quick)
+                    Manager(req.cgroup_paths).add_v2(init_pid)
                 state = hooks.state_json(req.container_id, "creating", init_pid, req.bundle,
                                          req.spec.oci_version, req.spec.annotations)
                 parent.send(channel.JOINED, state=state.decode())
@@ -127,9 +134,9 @@ def spawn(req: InitRequest, on_hooks: Callable[[str], None]) -> tuple[int, chann
             channel.reap(stage1)
 
 
-def _join_cgroups(req: InitRequest, pid: int) -> OcirtError | None:
-    """Move the intermediate into the container's cgroup2 hierarchy (starting its systemd scope
-    first when asked). A failure is returned, to be raised once the init's pid is known and it can be
+def _join_cgroups(req: InitRequest, pid: int, placed: bool) -> OcirtError | None:
+    """Move the intermediate into the container's cgroup2 hierarchy unless it was ``placed``
+    there at fork (starting its systemd scope first when asked). A failure is returned, to be raised once the init's pid is known and it can be
     killed; an intermediate that has already exited (ESRCH) is no failure: the init is moved
     on its own."""
     try:
@@ -137,7 +144,8 @@ def _join_cgroups(req: InitRequest, pid: int) -> OcirtError | None:
             from ..cgroups import systemd
 
             systemd.start_scope(req.spec.linux.cgroups_path, req.container_id, pid)
-        Manager(req.cgroup_paths).add_v2(pid)
+        if not placed:
+            Manager(req.cgroup_paths).add_v2(pid)
     except SysError as exc:
         return None if exc.errno == errno.ESRCH else exc
     except OcirtError as exc:
