@@ -144,12 +144,14 @@ class _CloneArgs(ctypes.Structure):
 _CLONE_INTO_CGROUP = 0x200000000
 
 
-def fork_into_cgroup(cgroup_fd: int) -> int:
+def fork_into_cgroup(cgroup_fd: int, flags: int = 0) -> int:
     """os.fork(), except that the child starts in the cgroup2 directory open as ``cgroup_fd``
-    (clone3's CLONE_INTO_CGROUP): it is never moved there afterwards, so it never waits for the
-    RCU grace period of a move. Python's own fork bookkeeping (PyOS_BeforeFork and
-    PyOS_AfterFork_*, as os.fork does) surrounds the system call, made holding the GIL."""
-    args = _CloneArgs(flags=_CLONE_INTO_CGROUP, exit_signal=17, cgroup=cgroup_fd)  # SIGCHLD
+    (clone3's CLONE_INTO_CGROUP), and in the new namespaces of ``flags`` (CLONE_NEW*): it is
+    never moved there afterwards, so it never waits for the RCU grace period of a move.
+    Python's own fork bookkeeping (PyOS_BeforeFork and PyOS_AfterFork_*, as os.fork does)
+    surrounds the system call, made holding the GIL."""
+    args = _CloneArgs(flags=_CLONE_INTO_CGROUP | flags, exit_signal=17,  # SIGCHLD
+                      cgroup=cgroup_fd)
     api = ctypes.pythonapi
     api.PyOS_BeforeFork()
     pid = _pylibc.syscall(_NR["clone3"], ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))

@@ -93,19 +93,13 @@ class Channel:
                 pass
 
 
-def fork_child(target: Callable[[Channel], object], cgroup2_fd: int = -1
-               ) -> tuple[int, Channel, bool]:
+def fork_child(target: Callable[[Channel], object]) -> tuple[int, Channel]:
     """Fork; the child runs ``target(child end)`` and exits, reporting any exception on the
     channel (it never returns: a forked child must not unwind into the runtime's stack).
-    With ``cgroup2_fd`` (a cgroup2 directory) the child starts in that cgroup when the kernel
-    can do it. Returns (child pid, parent end, whether the child started in the cgroup)."""
+    Returns (child pid, parent end)."""
     parent, child = pair()
-    placed = False
     try:
-        if cgroup2_fd >= 0:
-            pid, placed = _fork_into(cgroup2_fd)
-        else:
-            pid = os.fork()
+        pid = os.fork()
     except OSError as exc:
         parent.close()
         child.close()
@@ -122,18 +116,7 @@ def fork_child(target: Callable[[Channel], object], cgroup2_fd: int = -1
         finally:
             os._exit(1)
     child.close()
-    return pid, parent, placed
-
-
-def _fork_into(cgroup2_fd: int) -> tuple[int, bool]:
-    from ..linux import syscalls as sc
-
-    try:
-        return sc.fork_into_cgroup(cgroup2_fd), True
-    except OSError:
-        # No clone3 or no CLONE_INTO_CGROUP (kernels before 5.7), or a cgroup it cannot start
-        # a process in: fork here, and the caller moves the child (which fails if it must).
-        return os.fork(), False
+    return pid, parent
 
 
 def reap(pid: int) -> None:

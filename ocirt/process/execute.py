@@ -4,8 +4,8 @@ The runtime forks an intermediate that joins the container's cgroups and then it
 read from the init's /proc/<pid>/ns (the user namespace first); it forks the process itself,
 which sets up its terminal, limits, labels, user and capabilities and execs. As for the init
 (see spawn.py), the process moves itself into the v1 hierarchies, through files the
-intermediate opened on the host, and the intermediate starts in cgroup2 (or the runtime moves
-it and then the process there, while they work). The channel is
+intermediate opened on the host, and is cloned straight into cgroup2 (or moved there by the
+runtime). The channel is
 close-on-exec: end of file after READY means execve succeeded, an error message that it failed.
 Until execve every process here is non-dumpable and holds no host fd beyond stdio and the
 preserved ones, so the container cannot reach the runtime through /proc (CVE-2019-5736,
@@ -15,7 +15,6 @@ CVE-2024-21626).
 from __future__ import annotations
 
 import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
-import errno
 import os
 
 from ..cgroups import fs as cgroups
@@ -23,7 +22,7 @@ from ..cgroups.fs import Manager
 from ..errors import ExecError, OcirtError, SysError
 from ..linux import syscalls as sc
 from . import channel
-from .spawn import JOIN_ORDER, NAMESPACE_FLAGS, close_fds_except
+from .spawn import JOIN_ORDER, NAMESPACE_FLAGS, close_fds_except, fork_into
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
@@ -79,24 +78,18 @@ def spawn_exec(req: ExecRequest) -> int:
     ns_fds = _namespaces_of(req.init_pid)
     cgroup2_fd = Manager(req.cgroup_paths).open_v2()
     try:
-        stage1, parent, placed = channel.fork_child(lambda ch: _intermediate(req, ch, ns_fds),
-                                                    cgroup2_fd)
+        stage1, parent = channel.fork_child(
+            lambda ch: _intermediate(req, ch, ns_fds, cgroup2_fd))
     finally:
         for fd in [*ns_fds.values(), cgroup2_fd]:
             if fd >= 0:
                 os.close(fd)
     pid = 0
     try:
-        if not placed:
-            try:
-                Manager(req.cgroup_paths).add_v2(stage1)  # slow: the intermediate works meanwhile
-            except SysError as exc:
-                if exc.errno != errno.ESRCH:  # an intermediate gone already is no failure
-                    raise
         msg = parent.expect(channel.PID)
         pid = msg["pid"]
-        if not placed:
-            Manager(req.cgroup_paths).add_v2(pid)
+        if not msg["placed"]:
+            Manager(req.cgroup_paths).add_v2(pid)  # slow: see spawn.py
         parent.send(channel.PID, pid=pid)  # the process learns its host pid, and is in place
         os.waitpid(stage1, 0)
         stage1 = 0
@@ -123,40 +116,51 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int]) -> None:
+def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int],
+                  cgroup2_fd: int) -> None:
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     # Imported here, while the runtime moves us into cgroup2, and before setns (after which
     # the host's Python library is out of reach).
     from . import setup
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
-    close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener,
+    close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener, cgroup2_fd,
                                      *ns_fds.values()})
     tasks_fds = Manager(req.cgroup_paths).open_v1_tasks()  # before setns: see cgroups/fs.py
     if req.process.oom_score_adj is not None:
         # On the host's procfs, before joining the container (whose /proc could redirect the
         # write, CVE-2025-52881) and while privileged enough to lower it; the fork inherits it.
         setup.write_proc("/proc/self/oom_score_adj", str(req.process.oom_score_adj))
+    # The cgroup namespace is joined by the process itself: from inside it the clone into the
+    # container's cgroup2 would not be allowed (our cgroup is outside its root).
+    cgroupns_fd = ns_fds.pop("cgroup", -1)
+    into_cgroup = "user" not in ns_fds  # a user namespace's root has no rights over the host's
     for kind in JOIN_ORDER:
         if kind in ns_fds:
-            fd = ns_fds.pop(kind)
-            try:
-                sc.setns(fd, NAMESPACE_FLAGS[kind])
-            except OSError as exc:
-                raise SysError(f"join the container's {kind} namespace", exc.errno or 0) \
-                    from None
-            finally:
-                os.close(fd)
-    pid = os.fork()
+            _join(ns_fds.pop(kind), kind)
+    pid, placed = fork_into(cgroup2_fd if into_cgroup else -1)
+    if cgroup2_fd >= 0:
+        os.close(cgroup2_fd)  # the host's cgroupfs must not reach the container
     if pid == 0:
         try:
+            if cgroupns_fd >= 0:
+                _join(cgroupns_fd, "cgroup")
             _process(req, ch, tasks_fds)
         except BaseException as exc:  # noqa: B036
             ch.send_error(exc)
         finally:
             os._exit(255)
-    ch.send(channel.PID, pid=pid)
+    ch.send(channel.PID, pid=pid, placed=placed)
     os._exit(0)
+
+
+def _join(fd: int, kind: str) -> None:
+    try:
+        sc.setns(fd, NAMESPACE_FLAGS[kind])
+    except OSError as exc:
+        raise SysError(f"join the container's {kind} namespace", exc.errno or 0) from None
+    finally:
+        os.close(fd)
 
 
 def _process(req: ExecRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:

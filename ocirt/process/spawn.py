@@ -10,16 +10,15 @@ Cgroups: the init moves itself into the v1 hierarchies (quick: see cgroups/fs.py
 it can: before it makes its cgroup namespace (rooted in its new cgroup) or else just before the
 limits and hooks step, so that its own set-up (and the fork's page tables) is not charged to
 the container. A cgroup2 move waits for an RCU grace period (5-15 ms, the longest step of a
-create), so the intermediate is forked straight into its cgroup2 (clone3's CLONE_INTO_CGROUP)
-and the init is born there too; where the kernel cannot, the runtime moves the intermediate
-and then the init while the children do their own work. The init waits for that (JOINED) at
-the same point.
+create), so the intermediate clones the init straight into its cgroup2 (clone3's
+CLONE_INTO_CGROUP: the intermediate itself, and what it imported, stay charged to the caller);
+where the kernel cannot, the runtime moves the init while it works. The init waits for that
+(JOINED) at the same point.
 """
 
 from __future__ import annotations
 
 import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
-import errno
 import os
 
 from .. import hooks
@@ -89,8 +88,8 @@ def spawn(req: InitRequest, on_hooks: Callable[[str], None]) -> tuple[int, chann
     ns_fds = _open_namespace_paths(req.spec)
     cgroup2_fd = Manager(req.cgroup_paths).open_v2()
     try:
-        stage1, parent, placed = channel.fork_child(lambda ch: _intermediate(req, ch, ns_fds),
-                                                    cgroup2_fd)
+        stage1, parent = channel.fork_child(
+            lambda ch: _intermediate(req, ch, ns_fds, cgroup2_fd))
     finally:
         for fd in [*ns_fds.values(), cgroup2_fd]:
             if fd >= 0:
@@ -99,9 +98,6 @@ def spawn(req: InitRequest, on_hooks: Callable[[str], None]) -> tuple[int, chann
     state = b""
     stage1_reaped = False
     try:
-        # The slow move, unless the intermediate started in its cgroup2 (and then the init
-        # with it); the intermediate works meanwhile.
-        failed = _join_cgroups(req, stage1, placed)
         while True:
             msg = parent.recv()
             kind = msg["type"]
@@ -113,10 +109,7 @@ def spawn(req: InitRequest, on_hooks: Callable[[str], None]) -> tuple[int, chann
                 _set_oom_score_adj(init_pid, req.spec)
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
-                if failed is not None:
-                    raise failed
-                if not placed:  # forked before or after its parent moved: move it too (quick)
-                    Manager(req.cgroup_paths).add_v2(init_pid)
+                _join_cgroups(req, init_pid, msg["placed"])
                 state = hooks.state_json(req.container_id, "creating", init_pid, req.bundle,
                                          req.spec.oci_version, req.spec.annotations)
                 parent.send(channel.JOINED, state=state.decode())
@@ -134,23 +127,15 @@ def spawn(req: InitRequest, on_hooks: Callable[[str], None]) -> tuple[int, chann
             channel.reap(stage1)
 
 
-def _join_cgroups(req: InitRequest, pid: int, placed: bool) -> OcirtError | None:
-    """Move the intermediate into the container's cgroup2 hierarchy unless it was ``placed``
-    there at fork (starting its systemd scope first when asked). A failure is returned, to be raised once the init's pid is known and it can be
-    killed; an intermediate that has already exited (ESRCH) is no failure: the init is moved
-    on its own."""
-    try:
-        if req.systemd_cgroup:
-            from ..cgroups import systemd
+def _join_cgroups(req: InitRequest, pid: int, placed: bool) -> None:
+    """Start the container's systemd scope when asked, and move the init into its cgroup2
+    unless it was ``placed`` there when cloned (a slow move: see the module's docstring)."""
+    if req.systemd_cgroup:
+        from ..cgroups import systemd
 
-            systemd.start_scope(req.spec.linux.cgroups_path, req.container_id, pid)
-        if not placed:
-            Manager(req.cgroup_paths).add_v2(pid)
-    except SysError as exc:
-        return None if exc.errno == errno.ESRCH else exc
-    except OcirtError as exc:
-        return exc
-    return None
+        systemd.start_scope(req.spec.linux.cgroups_path, req.container_id, pid)
+    if not placed:
+        Manager(req.cgroup_paths).add_v2(pid)
 
 
 def preload(req: InitRequest) -> None:
@@ -202,16 +187,18 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
             raise SysError(f"write {name} for the user namespace", exc.errno or 0) from None
 
 
-def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int]) -> None:
-    """Enter the namespaces, fork the init, report its pid, exit."""
+def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int],
+                  cgroup2_fd: int) -> None:
+    """Enter the namespaces, fork the init (into its cgroup2), report its pid, exit."""
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     preload(req)
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
     tasks_fds = Manager(req.cgroup_paths).open_v1_tasks()  # as host root, in the host's mounts
     close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd, listener,
-                                     *ns_fds.values(), *tasks_fds})
+                                     cgroup2_fd, *ns_fds.values(), *tasks_fds})
     linux = req.spec.linux
+    joined_user, joined_cgroupns = "user" in ns_fds, "cgroup" in ns_fds
     if "user" in ns_fds:
         _setns(ns_fds.pop("user"), "user")
     elif req.userns:
@@ -227,8 +214,13 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int])
     for ns in linux.namespaces:
         if not ns.path and ns.type not in ("user", "cgroup"):  # the init makes its cgroupns
             flags |= NAMESPACE_FLAGS[ns.type]
-    if flags:
-        _unshare(flags, "namespaces")
+    # The pid namespace is made by the clone of the init when that can go straight into the
+    # cgroup2 (a clone that failed in a namespace unshared beforehand would leave it unusable:
+    # its pid 1 gone); not as a user namespace's root (no rights over the host's cgroups).
+    into_cgroup = cgroup2_fd >= 0 and not (req.userns or joined_user or joined_cgroupns)
+    clone_pidns = flags & sc.CLONE_NEWPID if into_cgroup else 0
+    if flags & ~clone_pidns:
+        _unshare(flags & ~clone_pidns, "namespaces")
     if linux.time_offsets and flags & sc.CLONE_NEWTIME:
         lines = "".join(f"{_CLOCKS[clock]} {secs} {nanos}\n"
                         for clock, (secs, nanos) in linux.time_offsets.items())
@@ -237,13 +229,30 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int])
                 f.write(lines)
         except OSError as exc:
             raise SysError("write time namespace offsets", exc.errno or 0) from None
-    pid = os.fork()
+    pid, placed = fork_into(cgroup2_fd if into_cgroup else -1, clone_pidns)
+    if cgroup2_fd >= 0:
+        os.close(cgroup2_fd)  # the host's cgroupfs must not reach the container
     if pid == 0:
         from . import init  # imported by preload(), before any namespace was entered
 
         init.run(req, ch, tasks_fds)
-    ch.send(channel.PID, pid=pid)
+    ch.send(channel.PID, pid=pid, placed=placed)
     os._exit(0)
+
+
+def fork_into(cgroup2_fd: int, new_pidns: int = 0) -> tuple[int, bool]:
+    """os.fork(), the child starting in the cgroup2 directory ``cgroup2_fd`` if there is one and
+    the kernel can (clone3's CLONE_INTO_CGROUP, from 5.7; not as a user namespace's root, nor
+    from inside a joined cgroup namespace), and in a new pid namespace if ``new_pidns``
+    (CLONE_NEWPID). Returns (pid, whether the child was placed in the cgroup)."""
+    if cgroup2_fd >= 0:
+        try:
+            return sc.fork_into_cgroup(cgroup2_fd, new_pidns), True
+        except OSError:
+            pass  # the runtime moves the child (and fails if it must)
+    if new_pidns:
+        _unshare(new_pidns, "namespaces")
+    return os.fork(), False
 
 
 def close_fds_except(first: int, keep: set[int]) -> None:
