@@ -22,7 +22,7 @@ from ..cgroups.fs import Manager
 from ..errors import ExecError, OcirtError, SysError
 from ..linux import syscalls as sc
 from . import channel
-from .spawn import JOIN_ORDER, NAMESPACE_FLAGS, close_fds_except, fork_into
+from .spawn import JOIN_ORDER, close_fds_except, fork_into, join_namespace
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
@@ -137,14 +137,14 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int],
     into_cgroup = "user" not in ns_fds  # a user namespace's root has no rights over the host's
     for kind in JOIN_ORDER:
         if kind in ns_fds:
-            _join(ns_fds.pop(kind), kind)
+            join_namespace(ns_fds.pop(kind), kind)
     pid, placed = fork_into(cgroup2_fd if into_cgroup else -1)
     if cgroup2_fd >= 0:
         os.close(cgroup2_fd)  # the host's cgroupfs must not reach the container
     if pid == 0:
         try:
             if cgroupns_fd >= 0:
-                _join(cgroupns_fd, "cgroup")
+                join_namespace(cgroupns_fd, "cgroup")
             _process(req, ch, tasks_fds)
         except BaseException as exc:  # noqa: B036
             ch.send_error(exc)
@@ -153,14 +153,6 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int],
     ch.send(channel.PID, pid=pid, placed=placed)
     os._exit(0)
 
-
-def _join(fd: int, kind: str) -> None:
-    try:
-        sc.setns(fd, NAMESPACE_FLAGS[kind])
-    except OSError as exc:
-        raise SysError(f"join the container's {kind} namespace", exc.errno or 0) from None
-    finally:
-        os.close(fd)
 
 
 def _process(req: ExecRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:

@@ -200,7 +200,7 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int],
     linux = req.spec.linux
     joined_user, joined_cgroupns = "user" in ns_fds, "cgroup" in ns_fds
     if "user" in ns_fds:
-        _setns(ns_fds.pop("user"), "user")
+        join_namespace(ns_fds.pop("user"), "user")
     elif req.userns:
         _unshare(sc.CLONE_NEWUSER, "user")
         ch.send(channel.USERNS)
@@ -209,7 +209,7 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int],
         os.setresuid(0, 0, 0)
     for kind in JOIN_ORDER:
         if kind in ns_fds:
-            _setns(ns_fds.pop(kind), kind)
+            join_namespace(ns_fds.pop(kind), kind)
     flags = 0
     for ns in linux.namespaces:
         if not ns.path and ns.type not in ("user", "cgroup"):  # the init makes its cgroupns
@@ -267,7 +267,8 @@ def close_fds_except(first: int, keep: set[int]) -> None:
                 pass
 
 
-def _setns(fd: int, kind: str) -> None:
+def join_namespace(fd: int, kind: str) -> None:
+    """setns(2) into the ``kind`` namespace open as ``fd``, and close it."""
     try:
         sc.setns(fd, NAMESPACE_FLAGS[kind])
     except OSError as exc:
