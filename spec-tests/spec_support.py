@@ -292,6 +292,16 @@ def host_cgroup_controllers() -> dict[str, str]:
     return out
 
 
+def placement_hierarchies() -> list[str]:
+    """Keys of /proc/self/cgroup a container's processes must be in cgroupsPath of: those that
+    carry resource controllers (v1), and the cgroup2 one ("") on a hybrid or v2 host."""
+    keys = [k for k in host_cgroup_controllers() if not k.startswith("name=")]
+    if "" in keys and not Path("/sys/fs/cgroup/unified").is_dir() \
+            and not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        keys.remove("")
+    return keys
+
+
 def parse_proc_cgroup(text: str) -> dict[str, str]:
     out = {}
     for line in text.splitlines():

@@ -23,6 +23,7 @@ from spec_support import (
     parse_proc_cgroup,
     parse_status,
     pid_alive,
+    placement_hierarchies,
     proc_status,
     read_pty,
     wait_for_file_text,
@@ -63,7 +64,8 @@ def test_exec_detached_with_process_file(ctr: Containers) -> None:
     for kind in ("mnt", "pid", "net", "ipc", "uts"):
         assert ns_link(pid, kind) == ns_link(init, kind), kind
     paths = parse_proc_cgroup(Path(f"/proc/{pid}/cgroup").read_text())
-    assert paths.get("memory") == b.linux["cgroupsPath"]
+    for key in placement_hierarchies():
+        assert paths.get(key) == b.linux["cgroupsPath"], (key, paths)
     assert int(proc_status(pid)["PPid"]) != res.pid
     assert not pid_alive(res.pid)
 

@@ -16,6 +16,7 @@ from spec_support import (
     kill_and_reap,
     ns_link,
     parse_proc_cgroup,
+    placement_hierarchies,
     proc_status,
     wait_for_file_text,
 )
@@ -130,6 +131,20 @@ def test_user_namespace_mappings(ctr: Containers) -> None:
     assert status["Uid"].split() == ["100000"] * 4
     assert status["Gid"].split() == ["100000"] * 4
     assert ns_link(pid, "user") != ns_link("self", "user")
+
+
+def test_user_namespace_cgroup_placement(ctr: Containers) -> None:
+    """A user namespace's root has no rights over the host's cgroups: the runtime still puts
+    the init, and a process exec'd into the container, in cgroupsPath everywhere."""
+    b = userns_bundle(ctr, ["sleep", "100"])
+    pid = started(ctr, b)
+    pid_file = b.path / "exec.pid"
+    res = ctr.rt("exec", "--detach", "--pid-file", str(pid_file), b.id, "sleep", "100")
+    assert res.returncode == 0, res.stderr
+    for who in (pid, int(pid_file.read_text())):
+        paths = parse_proc_cgroup(Path(f"/proc/{who}/cgroup").read_text())
+        for key in placement_hierarchies():
+            assert paths.get(key) == b.linux["cgroupsPath"], (who, key, paths)
 
 
 def test_user_namespace_file_ownership(ctr: Containers) -> None:
