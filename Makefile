@@ -61,7 +61,7 @@ spec-runc: install
 	$(BIN)/pytest -q spec-tests --runtime /usr/sbin/runc
 
 lint: install
-	$(BIN)/ruff check ocirt shim tests spec-tests bench
+	$(BIN)/ruff check ocirt shim tests spec-tests bench tools
 
 typecheck: install
 	$(BIN)/mypy

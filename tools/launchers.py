@@ -4,7 +4,9 @@ pip's console scripts run ``python`` with ``site``: that reads every .pth file a
 PYTHONPATH, PYTHONSTARTUP and the user's site directory. For a runtime started as root by
 containerd or conmon the environment is the caller's, so ``-I`` (isolated: no PYTHON* variables,
 no user site) keeps it from injecting code; ``-S`` skips site and its .pth files, 2-3 ms of every
-command. The import path site would have built is written into the launcher instead.
+command. The import path site would have built is written into the launcher instead, with the
+project first: nearly every import of a command is found there, and each directory searched in
+vain before it costs a listing (about 1.5 ms a command).
 
 Run by ``make install`` after pip, with the venv's interpreter: ``.venv/bin/python tools/launchers.py``.
 """
@@ -19,7 +21,8 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATE = """#!{python} -IS
 # Written by tools/launchers.py: isolated (-I), without site (-S); see there why.
 import sys
-sys.path[len(sys.path):] = {paths!r}
+sys.path[:0] = [{project!r}]
+sys.path.append({purelib!r})
 from {module} import main
 sys.exit(main())
 """
@@ -28,12 +31,13 @@ sys.exit(main())
 def main() -> None:
     bindir = os.path.dirname(sys.executable)
     python = os.path.join(bindir, "python3")
-    paths = [sysconfig.get_paths()["purelib"], PROJECT]
+    purelib = sysconfig.get_paths()["purelib"]
     for name, module in COMMANDS.items():
         path = os.path.join(bindir, name)
         tmp = f"{path}.tmp"
         with open(tmp, "w") as f:
-            f.write(TEMPLATE.format(python=python, paths=paths, module=module))
+            f.write(TEMPLATE.format(python=python, project=PROJECT, purelib=purelib,
+                                    module=module))
         os.chmod(tmp, 0o755)
         os.replace(tmp, path)
 
