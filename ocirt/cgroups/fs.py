@@ -102,8 +102,8 @@ class Manager:
     # kernel checks the rights of whoever opened the file, so the runtime's children open the
     # files on the host and write them later, from wherever they are by then (a user or mount
     # namespace of the container's). cgroup2 has no such path (its cgroup.threads is only for
-    # threaded subtrees), so the spawn chain moves processes there from the runtime, while the
-    # children work: see process/spawn.py.
+    # threaded subtrees), so the spawn chain clones processes straight into their cgroup2
+    # (open_v2), or else moves them there from the runtime: see process/spawn.py.
 
     def open_v1_tasks(self) -> list[int]:
         """Open (close-on-exec) each cgroup v1 hierarchy's ``tasks`` file, for :func:`enter`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from .. import faults, hooks, jsonio
+from .. import faults, hooks
 from .. import spec as spec_mod
 from ..cgroups.fs import Manager, resolve_paths
 from ..errors import ConfigError, ExistsError, OcirtError, SysError
@@ -186,16 +186,16 @@ def create(store: Store, container_id: str, opts: Options,
             lsms=lsms, seccomp=_seccomp(spec), container_id=container_id,
             systemd_cgroup=opts.systemd_cgroup)
 
-        def runtime_hooks(state: str) -> None:
+        def runtime_hooks(pid: int, state: bytes) -> None:
             """The init has its mounts and devices: limit it, then run the runtime's hooks."""
             nonlocal init_pid
-            init_pid = jsonio.loads(state)["pid"]
+            init_pid = pid
             if spec.linux.resources:
                 from ..cgroups.resources import apply
 
                 apply(manager.paths, spec.linux.resources)
-            hooks.run("prestart", hook_json.get("prestart", []), state.encode())
-            hooks.run("createRuntime", hook_json.get("createRuntime", []), state.encode())
+            hooks.run("prestart", hook_json.get("prestart", []), state)
+            hooks.run("createRuntime", hook_json.get("createRuntime", []), state)
 
         init_pid, ch = spawn(request, runtime_hooks)
         faults.step("create:spawned")

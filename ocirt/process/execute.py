@@ -5,8 +5,8 @@ read from the init's /proc/<pid>/ns (the user namespace first); it forks the pro
 which sets up its terminal, limits, labels, user and capabilities and execs. As for the init
 (see spawn.py), the process moves itself into the v1 hierarchies, through files the
 intermediate opened on the host, and is cloned straight into cgroup2 (or moved there by the
-runtime). The channel is
-close-on-exec: end of file after READY means execve succeeded, an error message that it failed.
+runtime). The channel is close-on-exec: end of file after READY means execve succeeded, an
+error message that it failed.
 Until execve every process here is non-dumpable and holds no host fd beyond stdio and the
 preserved ones, so the container cannot reach the runtime through /proc (CVE-2019-5736,
 CVE-2024-21626).
@@ -120,8 +120,8 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int],
                   cgroup2_fd: int) -> None:
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
-    # Imported here, while the runtime moves us into cgroup2, and before setns (after which
-    # the host's Python library is out of reach).
+    # Imported here rather than by the runtime (whose start it would slow), and before setns
+    # (after which the host's Python library is out of reach).
     from . import setup
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
     close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener, cgroup2_fd,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
+    from ..seccomp import Filter
     from .spawn import InitRequest
 
 # Signals the waiting init dies of (as PID 1 of a pid namespace it would otherwise ignore them).
@@ -93,7 +94,7 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     # 8. The seccomp filter (without no_new_privs loading it needs privileges we are about to
     #    drop, so now), the user, capabilities, umask, cwd and no_new_privs.
     if req.seccomp is not None and not proc.no_new_privileges:
-        setup.load_seccomp(req.seccomp, jsonio.loads(state), jsonio.loads(state)["pid"])
+        _load_seccomp(req.seccomp, state)
     setup.become_user(proc)
 
     # 9. The executable must exist now, so that "not found" is a create error.
@@ -115,8 +116,13 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     os.write(fifo, b"0")
     os.close(fifo)
     if req.seccomp is not None and proc.no_new_privileges:
-        setup.load_seccomp(req.seccomp, jsonio.loads(state), jsonio.loads(state)["pid"])
+        _load_seccomp(req.seccomp, state)
     setup.exec_process(path, proc.args, env, req.keep_fds)
+
+
+def _load_seccomp(filt: Filter, state: bytes) -> None:
+    doc = jsonio.loads(state)
+    setup.load_seccomp(filt, doc, doc["pid"])
 
 
 class _CgroupsJoined:

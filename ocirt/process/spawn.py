@@ -76,11 +76,12 @@ class InitRequest:
         self.new_cgroupns = cgroupns is not None and not cgroupns.path
 
 
-def spawn(req: InitRequest, on_hooks: Callable[[str], None]) -> tuple[int, channel.Channel]:
+def spawn(req: InitRequest, on_hooks: Callable[[int, bytes], None]
+          ) -> tuple[int, channel.Channel]:
     """Start the init; return its host pid once it waits for ``start``, with the channel on
     which the caller must send COMMITTED (after recording the container) and then close.
 
-    ``on_hooks(state)`` runs when the init has its mounts and devices, before pivot_root: it
+    ``on_hooks(pid, state)`` runs when the init has its mounts and devices, before pivot_root: it
     sets the cgroups' limits (as runc does then: a devices rule must not stop the init making
     its /dev) and runs the prestart and createRuntime hooks. On failure nothing of the init is
     left running.
@@ -114,7 +115,7 @@ def spawn(req: InitRequest, on_hooks: Callable[[str], None]) -> tuple[int, chann
                                          req.spec.oci_version, req.spec.annotations)
                 parent.send(channel.JOINED, state=state.decode())
             elif kind == channel.HOOKS:
-                on_hooks(state.decode())
+                on_hooks(init_pid, state)
                 parent.send(channel.HOOKS_DONE)
             elif kind == channel.READY:
                 return init_pid, parent
