@@ -21,7 +21,7 @@ from ..cgroups import fs as cgroups
 from ..cgroups.fs import Manager
 from ..errors import ExecError, OcirtError, SysError
 from ..linux import syscalls as sc
-from . import channel
+from . import channel, sealed_exec
 from .spawn import JOIN_ORDER, close_fds_except, fork_into, join_namespace
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
@@ -49,6 +49,7 @@ class ExecRequest:
         self.lsms = lsms
         self.seccomp = seccomp
         self.state = state or {}  # the container's state, for a seccomp listener
+        self.stub_fd = -1  # the sealed exec stub, made by spawn_exec()
 
 
 def _namespaces_of(pid: int) -> dict[str, int]:
@@ -75,13 +76,17 @@ def spawn_exec(req: ExecRequest) -> int:
     """Start the process; its host pid once it has exec'd. Raises ExecError if it could not."""
     if req.process.terminal or req.seccomp is not None:
         import socket  # noqa: F401
-    ns_fds = _namespaces_of(req.init_pid)
-    cgroup2_fd = Manager(req.cgroup_paths).open_v2()
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)  # our /proc/<pid>/exe is the host's interpreter
+    req.stub_fd = sealed_exec.sealed_stub()
+    ns_fds: dict[str, int] = {}
+    cgroup2_fd = -1
     try:
+        ns_fds = _namespaces_of(req.init_pid)
+        cgroup2_fd = Manager(req.cgroup_paths).open_v2()
         stage1, parent = channel.fork_child(
             lambda ch: _intermediate(req, ch, ns_fds, cgroup2_fd))
     finally:
-        for fd in [*ns_fds.values(), cgroup2_fd]:
+        for fd in [*ns_fds.values(), cgroup2_fd, req.stub_fd]:
             if fd >= 0:
                 os.close(fd)
     pid = 0
@@ -118,14 +123,13 @@ def _reap(pid: int) -> None:
 
 def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int],
                   cgroup2_fd: int) -> None:
-    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # non-dumpable since the runtime
     # Imported here rather than by the runtime (whose start it would slow), and before setns
     # (after which the host's Python library is out of reach).
     from . import setup
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
-    close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener, cgroup2_fd,
-                                     *ns_fds.values()})
+    close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.console_fd, listener, req.stub_fd,
+                                     cgroup2_fd, *ns_fds.values()})
     tasks_fds = Manager(req.cgroup_paths).open_v1_tasks()  # before setns: see cgroups/fs.py
     if req.process.oom_score_adj is not None:
         # On the host's procfs, before joining the container (whose /proc could redirect the
@@ -177,5 +181,5 @@ def _process(req: ExecRequest, ch: channel.Channel, tasks_fds: list[int]) -> Non
     if req.seccomp is not None and proc.no_new_privileges:
         setup.load_seccomp(req.seccomp, req.state, my_pid)
     ch.send(channel.READY)
-    setup.exec_process(path, proc.args, env, req.keep_fds,
+    setup.exec_process(path, proc.args, env, req.keep_fds, req.stub_fd,
                        report=lambda message: ch.send_error(ExecError(message)))

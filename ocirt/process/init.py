@@ -117,7 +117,7 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     os.close(fifo)
     if req.seccomp is not None and proc.no_new_privileges:
         _load_seccomp(req.seccomp, state)
-    setup.exec_process(path, proc.args, env, req.keep_fds)
+    setup.exec_process(path, proc.args, env, req.keep_fds, req.stub_fd)
 
 
 def _load_seccomp(filt: Filter, state: bytes) -> None:

@@ -17,6 +17,7 @@ from .. import capabilities, console, seccomp
 from ..errors import ConfigError, ExecError, SysError, strerror
 from ..linux import syscalls as sc
 from ..linux.mounts import make_in_root
+from . import sealed_exec
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
@@ -254,10 +255,11 @@ def find_executable(name: str, env: dict[str, str]) -> str:
     raise ExecError(f'exec: "{name}": executable file not found in $PATH')
 
 
-def exec_process(path: str, args: list[str], env: dict[str, str], keep_fds: int,
+def exec_process(path: str, args: list[str], env: dict[str, str], keep_fds: int, stub_fd: int,
                  report: Callable[[str], None] | None = None) -> NoReturn:
     """Close every fd from ``keep_fds`` on, keep stdio and the preserved fds open across exec,
-    execve. If that fails, ``report`` the error (or print it) and exit 255."""
+    execve through the sealed stub ``stub_fd`` (see sealed_exec.py). If that fails, ``report``
+    the error (or print it) and exit 255."""
     for fd in range(keep_fds):
         try:
             os.set_inheritable(fd, True)
@@ -265,7 +267,7 @@ def exec_process(path: str, args: list[str], env: dict[str, str], keep_fds: int,
             pass
     sc.close_range(keep_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
     try:
-        os.execve(path, args, env)
+        sealed_exec.execve(stub_fd, path, args, env)
     except OSError as exc:
         message = f"exec {path}: {strerror(exc.errno or 0)}"
         if report is not None:

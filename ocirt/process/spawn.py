@@ -26,7 +26,7 @@ from ..cgroups.fs import Manager
 from ..errors import OcirtError, SysError
 from ..linux import syscalls as sc
 from ..linux.proc import kill_and_wait
-from . import channel
+from . import channel, sealed_exec
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class InitRequest:
         self.seccomp = seccomp
         self.container_id = container_id
         self.systemd_cgroup = systemd_cgroup  # start a systemd scope for the container
+        self.stub_fd = -1  # the sealed exec stub, made by spawn()
         linux = spec.linux
         self.userns = linux.namespace("user") is not None
         cgroupns = linux.namespace("cgroup")
@@ -86,13 +87,17 @@ def spawn(req: InitRequest, on_hooks: Callable[[int, bytes], None]
     its /dev) and runs the prestart and createRuntime hooks. On failure nothing of the init is
     left running.
     """
-    ns_fds = _open_namespace_paths(req.spec)
-    cgroup2_fd = Manager(req.cgroup_paths).open_v2()
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)  # our /proc/<pid>/exe is the host's interpreter
+    req.stub_fd = sealed_exec.sealed_stub()
+    ns_fds: dict[str, int] = {}
+    cgroup2_fd = -1
     try:
+        ns_fds = _open_namespace_paths(req.spec)
+        cgroup2_fd = Manager(req.cgroup_paths).open_v2()
         stage1, parent = channel.fork_child(
             lambda ch: _intermediate(req, ch, ns_fds, cgroup2_fd))
     finally:
-        for fd in [*ns_fds.values(), cgroup2_fd]:
+        for fd in [*ns_fds.values(), cgroup2_fd, req.stub_fd]:
             if fd >= 0:
                 os.close(fd)
     init_pid = 0
@@ -191,13 +196,12 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
 def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int],
                   cgroup2_fd: int) -> None:
     """Enter the namespaces, fork the init (into its cgroup2), report its pid, exit."""
-    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # non-dumpable since the runtime
     preload(req)
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
     tasks_fds = Manager(req.cgroup_paths).open_v1_tasks()  # as host root, in the host's mounts
     close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd, listener,
-                                     cgroup2_fd, *ns_fds.values(), *tasks_fds})
+                                     req.stub_fd, cgroup2_fd, *ns_fds.values(), *tasks_fds})
     linux = req.spec.linux
     joined_user, joined_cgroupns = "user" in ns_fds, "cgroup" in ns_fds
     if "user" in ns_fds:
