@@ -70,10 +70,12 @@ clean:
 	rm -rf $(VENV) .tox bundles/*/rootfs
 
 # ocirt vs runc vs crun, side by side (needs root; ~1 min). Quicker: make bench ARGS=--quick
+# then what the exec stub (CVE-2019-5736) adds to each container process (bench/exec_stub.py),
 # then ocish's images against skopeo and GNU tar (bench/images.py, ~1 min; IMAGES_ARGS=--quick)
 .PHONY: bench bench-images
 bench: install
 	$(BIN)/python bench/compare.py $(ARGS)
+	$(BIN)/python bench/exec_stub.py
 	$(BIN)/python bench/images.py $(IMAGES_ARGS)
 
 bench-images: install
