@@ -290,6 +290,19 @@ def test_kill_all_with_pid_namespace(ctr: Containers) -> None:
     assert not pid_alive(created.pid)
 
 
+@pytest.mark.parametrize("all_processes", [False, True])
+def test_kill_signal_zero_checks_without_signalling(ctr: Containers, all_processes: bool) -> None:
+    """Signal 0 (kill(2)'s existence check) is a signal number like any other: it succeeds on
+    a running container and does nothing to it."""
+    b = ctr.bundle(SLEEP)
+    created = ctr.create(b)
+    ctr.start(b.id)
+    res = ctr.kill(b.id, "0", all=all_processes)
+    assert res.stdout == "" and res.stderr == ""
+    assert ctr.state(b.id)["status"] == "running"
+    assert pid_alive(created.pid)
+
+
 def test_kill_stopped_container_fails(ctr: Containers) -> None:
     b = ctr.bundle(["true"])
     ctr.create(b)

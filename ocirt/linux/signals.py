@@ -20,11 +20,11 @@ def _digits(text: str) -> bool:
 
 
 def parse(text: str) -> int:
-    """A signal by number ("9"), or by name with or without SIG, any case ("KILL", "sigkill",
-    "RTMIN+2")."""
+    """A signal by number ("9"; "0" checks that the process exists, as kill(2)), or by name
+    with or without SIG, any case ("KILL", "sigkill", "RTMIN+2")."""
     if _digits(text):
         number = int(text)
-        if 0 < number <= RTMAX:
+        if number <= RTMAX:
             return number
         raise UsageError(f"invalid signal: {text}")
     name = text.upper()
