@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import re
 import subprocess
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from spec_support import (
+    DEFAULT_CAPS,
     Bundle,
     ConsoleReceiver,
     Containers,
@@ -87,6 +89,45 @@ def test_exec_env_cwd_user(ctr: Containers) -> None:
                      "sh", "-c", 'echo "$FOO $(pwd) $(id -u) $(id -g)"', stdout=f, stderr=f)
     assert res.returncode == 0, out.read_text()
     assert out.read_text() == "bar /etc 1000 1000\n"
+
+
+def test_exec_cwd_only_root_can_enter(ctr: Containers) -> None:
+    """exec --user into a directory only root can enter works, as for the init."""
+    b = ctr.bundle(["sleep", "100"])
+    caps = [c for c in DEFAULT_CAPS if c not in ("CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH")]
+    b.process["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+    secret = b.rootfs / "secret"
+    secret.mkdir(mode=0o700)
+    os.chmod(secret, 0o700)
+    ctr.create(b)
+    ctr.start(b.id)
+    res = ctr.rt("exec", "--cwd", "/secret", "--user", "1000:1000", b.id, "sh", "-c", "pwd",
+                 timeout=30)
+    assert res.ok and res.stdout == "/secret\n", res.describe()
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_exec_process_leads_its_own_session(
+    ctr: Containers, tty: bool, console: Callable[[], ConsoleReceiver]
+) -> None:
+    """Every exec'd process is the leader of a new session and process group, with a terminal
+    or without: without one it would otherwise stay in the caller's process group, which does
+    not exist in the container's pid namespace."""
+    b, _ = running(ctr)
+    script = "read pid comm state ppid pgrp sid rest < /proc/$$/stat; echo $pid $pgrp $sid"
+    if not tty:
+        res = ctr.rt("exec", b.id, "sh", "-c", script, timeout=30)
+        assert res.ok, res.describe()
+        out = res.stdout
+    else:
+        receiver = console()
+        res = ctr.rt("exec", "-t", "-d", "--console-socket", str(receiver.path), b.id,
+                     "sh", "-c", script, timeout=30)
+        assert res.ok, res.describe()
+        msg = receiver.wait()
+        out = read_pty(msg.fds[0], timeout=10).decode().replace("\r", "")
+    pid, pgrp, sid = out.split()
+    assert pid == pgrp == sid, out
 
 
 def test_exec_process_capabilities(ctr: Containers) -> None:

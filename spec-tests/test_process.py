@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from spec_support import DEFAULT_CAPS, Containers, cap_mask, parse_status
+from spec_support import DEFAULT_CAPS, Bundle, Containers, cap_mask, parse_status
 
 
 @functools.cache
@@ -44,6 +44,25 @@ def test_args_env_cwd(ctr: Containers) -> None:
     b.process["env"].append("FOO=bar with spaces")
     b.process["cwd"] = "/etc"
     assert ctr.output(b) == "zero|one two|bar with spaces|/etc\n"
+
+
+def test_cwd_only_root_can_enter(ctr: Containers) -> None:
+    """A non-root process starts in a directory its user could not enter: the runtime enters
+    cwd before it drops privileges (as runc)."""
+    b = ctr.bundle(["sh", "-c", "pwd; id -u"])
+    secret = b.rootfs / "secret"
+    secret.mkdir(mode=0o700)
+    os.chmod(secret, 0o700)
+    b.process["cwd"] = "/secret"
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    without_dac_caps(b)
+    assert ctr.output(b) == "/secret\n1000\n"
+
+
+def without_dac_caps(b: Bundle) -> None:
+    """No capability that lets the process itself into a directory it has no rights on."""
+    caps = [c for c in DEFAULT_CAPS if c not in ("CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH")]
+    b.process["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
 
 
 def test_args0_looked_up_in_process_path(ctr: Containers) -> None:

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spec_support import Bundle, ConsoleReceiver, Containers, assert_failed_cleanly
+from spec_support import (
+    Bundle,
+    ConsoleReceiver,
+    Containers,
+    assert_failed_cleanly,
+    wait_for_file_text,
+)
 
 X86_64 = platform.machine() == "x86_64"
 # x86_64 syscall numbers of the calls the notify tests intercept.
@@ -51,6 +57,28 @@ def test_architectures_list(ctr: Containers) -> None:
     out = ctr.output(b)
     assert re.search(r"^Seccomp:\s+2$", out, re.M), out
     assert "Operation not permitted" in out and "rc=1" in out and "no-dir" in out, out
+
+
+DENY_CLOSE_RANGE = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}],
+}
+
+
+@pytest.mark.parametrize("nnp", [False, True])
+def test_profile_denying_close_range_runs(ctr: Containers, nnp: bool) -> None:
+    """The runtime's own last steps need nothing the profile might deny: a profile that denies
+    close_range (as any allow-list written before it existed does) still runs the process, as
+    the init and as an exec'd process, with and without no_new_privileges (which moves the
+    filter to the last moment)."""
+    b = ctr.bundle(["sh", "-c", "echo hello; sleep 100"])
+    b.linux["seccomp"] = DENY_CLOSE_RANGE
+    b.process["noNewPrivileges"] = nnp
+    ctr.create(b)
+    ctr.start(b.id)
+    wait_for_file_text(b.path / f"{b.id}.stdout", "hello")
+    res = ctr.rt("exec", b.id, "sh", "-c", "echo exec-hello", timeout=30)
+    assert res.ok and res.stdout == "exec-hello\n", res.describe()
 
 
 @pytest.mark.runc_xfail(reason="seccomp flags are not yet supported by runc 1.1.5 (create fails)")

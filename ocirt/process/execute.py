@@ -164,14 +164,15 @@ def _process(req: ExecRequest, ch: channel.Channel, tasks_fds: list[int]) -> Non
     from . import setup  # imported by _intermediate, on the host
     proc = req.process
     os.chdir("/")
+    os.setsid()  # a session and process group of its own, as the init's (and runc's)
     if proc.terminal:
-        os.setsid()
         setup.setup_console(req.console_fd, proc, dev_console=False)
     setup.set_cpu_affinity(proc, "initial")
     setup.apply_privileged(proc, req.lsms)
     # From here on we must be in the cgroups: v1 by ourselves, cgroup2 by the runtime.
     cgroups.enter(tasks_fds)
     my_pid = ch.expect(channel.PID)["pid"]
+    setup.mark_fds_for_exec(req.keep_fds)  # before the filter: it may deny close_range
     if req.seccomp is not None and not proc.no_new_privileges:
         setup.load_seccomp(req.seccomp, req.state, my_pid)
     setup.become_user(proc)
@@ -181,5 +182,5 @@ def _process(req: ExecRequest, ch: channel.Channel, tasks_fds: list[int]) -> Non
     if req.seccomp is not None and proc.no_new_privileges:
         setup.load_seccomp(req.seccomp, req.state, my_pid)
     ch.send(channel.READY)
-    setup.exec_process(path, proc.args, env, req.keep_fds, req.stub_fd,
+    setup.exec_process(path, proc.args, env, req.stub_fd,
                        report=lambda message: ch.send_error(ExecError(message)))

@@ -91,8 +91,10 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     setup.set_personality(spec.linux.personality)
     setup.set_cpu_affinity(proc, "final")
 
-    # 8. The seccomp filter (without no_new_privs loading it needs privileges we are about to
+    # 8. Which fds the container gets (before the filter: it may deny close_range); the
+    #    seccomp filter (without no_new_privs loading it needs privileges we are about to
     #    drop, so now), the user, capabilities, umask, cwd and no_new_privs.
+    setup.mark_fds_for_exec(req.keep_fds)
     if req.seccomp is not None and not proc.no_new_privileges:
         _load_seccomp(req.seccomp, state)
     setup.become_user(proc)
@@ -117,7 +119,7 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     os.close(fifo)
     if req.seccomp is not None and proc.no_new_privileges:
         _load_seccomp(req.seccomp, state)
-    setup.exec_process(path, proc.args, env, req.keep_fds, req.stub_fd)
+    setup.exec_process(path, proc.args, env, req.stub_fd)
 
 
 def _load_seccomp(filt: Filter, state: bytes) -> None:

@@ -102,17 +102,30 @@ def apply_privileged(proc: Process, lsms: frozenset[str]) -> None:
 
 
 def become_user(proc: Process) -> None:
-    """The user and capabilities, umask, cwd (after the switch, as runc: root-squashed
-    filesystems), no_new_privs."""
+    """cwd, the user and capabilities, umask, no_new_privs.
+
+    cwd is entered before the switch, so that the process can start in a directory only root
+    could enter; where root may not (a root-squashed network filesystem, or a directory the
+    container's user owns with root's access taken away), again after it, as runc does."""
+    retry_cwd = not _chdir(proc.cwd, retry_on_denied=True)
     set_user(proc)
     os.umask(0o022 if proc.user.umask is None else proc.user.umask)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as exc:
-        raise SysError(f"chdir to cwd ({proc.cwd!r}) set in config.json failed",
-                       exc.errno or 0) from None
+    if retry_cwd:
+        _chdir(proc.cwd, retry_on_denied=False)
     if proc.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _chdir(cwd: str, retry_on_denied: bool) -> bool:
+    """chdir; False if denied and ``retry_on_denied``."""
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        if retry_on_denied and exc.errno in (errno.EACCES, errno.EPERM):
+            return False
+        raise SysError(f"chdir to cwd ({cwd!r}) set in config.json failed",
+                       exc.errno or 0) from None
+    return True
 
 
 def find_program(proc: Process, extra_env: list[str]) -> tuple[str, dict[str, str]]:
@@ -255,17 +268,25 @@ def find_executable(name: str, env: dict[str, str]) -> str:
     raise ExecError(f'exec: "{name}": executable file not found in $PATH')
 
 
-def exec_process(path: str, args: list[str], env: dict[str, str], keep_fds: int, stub_fd: int,
-                 report: Callable[[str], None] | None = None) -> NoReturn:
-    """Close every fd from ``keep_fds`` on, keep stdio and the preserved fds open across exec,
-    execve through the sealed stub ``stub_fd`` (see sealed_exec.py). If that fails, ``report``
-    the error (or print it) and exit 255."""
+def mark_fds_for_exec(keep_fds: int) -> None:
+    """Keep stdio and the preserved fds open across execve, close every other fd on it.
+
+    Done before the seccomp filter is loaded: the filter may deny close_range or fcntl, and
+    after it nothing but the final execve may depend on what the profile allows. An fd opened
+    later is close-on-exec from the start."""
     for fd in range(keep_fds):
         try:
             os.set_inheritable(fd, True)
         except OSError:
             pass
     sc.close_range(keep_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+
+
+def exec_process(path: str, args: list[str], env: dict[str, str], stub_fd: int,
+                 report: Callable[[str], None] | None = None) -> NoReturn:
+    """execve through the sealed stub ``stub_fd`` (see sealed_exec.py), with the fds
+    :func:`mark_fds_for_exec` left. If that fails, ``report`` the error (or print it) and exit
+    255."""
     try:
         sealed_exec.execve(stub_fd, path, args, env)
     except OSError as exc:
