@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -53,6 +54,30 @@ def ocish(root: Path, *args: str, check: bool = True, **kw: object
     if check:
         assert res.returncode == 0, f"ocish {args}: {res.stderr}"
     return res  # type: ignore[no-any-return]
+
+
+def pull_killed_when(root: Path, ref: str, ready: Callable[[], bool], what: str) -> None:
+    """Start ``ocish pull`` of *ref* and SIGKILL it as soon as *ready()* (failing the test if the
+    pull ends first, or if there is no *what* within 60 s)."""
+    proc = subprocess.Popen([str(OCISH), "--root", str(root), "pull", "--tls-verify=false", ref],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    try:
+        while not ready():
+            assert proc.poll() is None, "the pull ended before it could be killed"
+            assert time.monotonic() < deadline, f"no {what}"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def size(path: Path) -> int:
+    """A file's size; 0 if it is gone (a download renamed into place meanwhile)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def one_line_error(res: subprocess.CompletedProcess[str]) -> str:

@@ -12,7 +12,6 @@ import os
 import pty
 import re
 import select
-import signal
 import stat
 import struct
 import subprocess
@@ -23,7 +22,17 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from shim_support import OCISH, Proxy, Registry, assert_store_sound, layer_tar, ocish, run
+from shim_support import (
+    OCISH,
+    Proxy,
+    Registry,
+    assert_store_sound,
+    layer_tar,
+    ocish,
+    pull_killed_when,
+    run,
+    size,
+)
 
 from shim.errors import OcishError
 from shim.snapshots import Snapshots, unmount
@@ -354,22 +363,9 @@ def test_pull_killed_mid_layer(layered: dict[str, Pushed], registry: Registry,
     img = layered["two"]
     with Proxy(registry, rate=SLOWER) as proxy:
         ref = proxy.via(img.ref)
-        proc = subprocess.Popen([str(OCISH), "--root", str(ocish_root), *PULL, ref],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        try:  # until a layer is half downloaded and half unpacked
-            while time.monotonic() < deadline:
-                unpacking = [p for p in (ocish_root / "snapshots").glob("tmp-*/fs/*.bin")
-                             if p.stat().st_size >= MIB // 2]
-                if unpacking:
-                    break
-                assert proc.poll() is None, "the pull ended before it could be killed"
-                time.sleep(0.01)
-            else:
-                pytest.fail("no layer being unpacked")
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        snapshots = ocish_root / "snapshots"
+        pull_killed_when(ocish_root, ref, lambda: any(  # half downloaded and half unpacked
+            size(p) >= MIB // 2 for p in snapshots.glob("tmp-*/fs/*.bin")), "layer unpacking")
         assert [p for p in (ocish_root / "ingest").iterdir() if p.stat().st_size > 0]
         assert_store_sound(ocish_root)  # only whole, verified blobs
         proxy.rate = 0
