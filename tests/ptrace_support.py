@@ -112,6 +112,10 @@ class Point:
     after: bool = False
     nth: int = 1
 
+    def __post_init__(self) -> None:
+        unknown = [n for n in self.names if n not in ARGS]
+        assert not unknown, f"no argument layout for {unknown}: add them to ARGS"
+
     def __str__(self) -> str:
         where = f" of {self.path}" if self.path else ""
         return f"{'after' if self.after else 'before'} {'/'.join(self.names)}{where} #{self.nth}"
@@ -132,8 +136,6 @@ class _Matcher:
     """Follows the tracee's syscall stops and says when the point is reached."""
 
     def __init__(self, pid: int, point: Point) -> None:
-        unknown = [n for n in point.names if n not in ARGS]
-        assert not unknown, f"no argument layout for {unknown}: add them to ARGS"
         self.pid, self.point = pid, point
         self.names = {_number(n): n for n in point.names}
         self.count = 0
