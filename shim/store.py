@@ -8,7 +8,6 @@ correct, whatever killed the writer.
 from __future__ import annotations
 
 import os
-import time
 
 from .errors import OcishError
 from .reference import DIGEST_RE
@@ -83,7 +82,6 @@ class BlobWriter:
 
         self.hash = hashlib.new(self.alg)
         self.got = 0
-        self.delay = float(os.environ.get("OCISH_TEST_DOWNLOAD_DELAY", "0") or 0)
         self.out: BinaryIO | None = open(self.tmp, "wb", buffering=0)
 
     def __enter__(self) -> BlobWriter:
@@ -104,8 +102,6 @@ class BlobWriter:
         self.out.write(chunk)
         if self.progress:
             self.progress(self.got)
-        if self.delay:  # tests: $OCISH_TEST_DOWNLOAD_DELAY seconds per 64 KiB
-            time.sleep(self.delay * len(chunk) / 65536)
         return len(chunk)
 
     @property

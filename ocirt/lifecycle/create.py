@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from .. import faults, hooks
+from .. import hooks
 from .. import spec as spec_mod
 from ..cgroups.fs import Manager, resolve_paths
 from ..errors import ConfigError, ExistsError, OcirtError, SysError
@@ -148,7 +148,6 @@ def create(store: Store, container_id: str, opts: Options,
     except OSError as exc:
         raise SysError(f"mkdir {cdir.path}", exc.errno or 0) from None
     cdir.lock()
-    faults.step("create:state-dir")
     manager: Manager | None = None
     init_pid = 0
     hook_json = {kind: hooks.to_json(entries) for kind, entries in spec.hooks.items()}
@@ -168,7 +167,6 @@ def create(store: Store, container_id: str, opts: Options,
                         cgroups_path=spec.linux.cgroups_path,
                         systemd_cgroup=opts.systemd_cgroup, owner=os.geteuid()))
         manager.create()
-        faults.step("create:cgroups")
         console_fd = os.dup(opts.console_fd) if opts.console_fd >= 0 else -1
         if opts.console_socket:
             from .. import console
@@ -198,7 +196,6 @@ def create(store: Store, container_id: str, opts: Options,
             hooks.run("createRuntime", hook_json.get("createRuntime", []), state)
 
         init_pid, ch = spawn(request, runtime_hooks)
-        faults.step("create:spawned")
         os.close(fifo_fd)
         if request.seccomp is not None and request.seccomp.listener_fd >= 0:
             os.close(request.seccomp.listener_fd)
@@ -218,10 +215,8 @@ def create(store: Store, container_id: str, opts: Options,
                 hooks={k: v for k, v in hook_json.items() if k in ("poststart", "poststop")},
                 owner=os.geteuid(), seccomp=spec.linux.seccomp)
             cdir.save(state)
-            faults.step("create:state-saved")
             if opts.pid_file:
                 write_atomic(opts.pid_file, str(init_pid).encode(), 0o644)
-            faults.step("create:pid-file")
             ch.send(channel.COMMITTED)
         finally:
             ch.close()

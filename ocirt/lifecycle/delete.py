@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import faults, hooks
+from .. import hooks
 from ..cgroups.fs import Manager
 from ..errors import NotExistError, OcirtError, StatusError
 from ..linux import proc
@@ -51,7 +51,6 @@ def delete(store: Store, container_id: str, force: bool = False,
                 raise StatusError("container init still running")
         elif force and not state.own_pidns:
             manager.signal_all(9)
-        faults.step("delete:killed")
         destroy(cdir, state, manager, warn)
     finally:
         cdir.unlock()
@@ -71,7 +70,6 @@ def destroy(cdir: ContainerDir, state: State, manager: Manager,
     except OcirtError as exc:
         if warn:
             warn(str(exc))
-    faults.step("delete:cgroups-removed")
     cdir.remove()
     poststop = state.hooks.get("poststop", [])
     if poststop:

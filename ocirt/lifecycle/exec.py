@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .. import faults, jsonio
+from .. import jsonio
 from .. import spec as spec_mod
 from ..errors import ConfigError, ExecError, OcirtError
 from ..linux import syscalls as sc
@@ -157,7 +157,6 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
             os.close(console_fd)
         if filt is not None and filt.listener_fd >= 0:
             os.close(filt.listener_fd)
-    faults.step("exec:spawned")
     if opts.pid_file:
         write_atomic(opts.pid_file, str(pid).encode(), 0o644)
     if opts.pidfd_socket:

@@ -6,7 +6,7 @@ import errno
 import os
 import select
 
-from .. import faults, hooks
+from .. import hooks
 from ..errors import OcirtError, SysError
 from ..state import State, Store
 from . import status as st
@@ -23,7 +23,6 @@ def start(store: Store, container_id: str, warn: Callable[[str], None] | None = 
         state = cdir.load()
         st.require("start", st.status(cdir, state), container_id)
         _release(cdir.fifo, state.pid)
-        faults.step("start:released")
         try:
             os.unlink(cdir.fifo)
         except FileNotFoundError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -18,13 +19,17 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 REPO = Path(__file__).resolve().parents[2]
 OCISH = REPO / ".venv" / "bin" / "ocish"
@@ -49,6 +54,30 @@ def ocish(root: Path, *args: str, check: bool = True, **kw: object
     if check:
         assert res.returncode == 0, f"ocish {args}: {res.stderr}"
     return res  # type: ignore[no-any-return]
+
+
+def pull_killed_when(root: Path, ref: str, ready: Callable[[], bool], what: str) -> None:
+    """Start ``ocish pull`` of *ref* and SIGKILL it as soon as *ready()* (failing the test if the
+    pull ends first, or if there is no *what* within 60 s)."""
+    proc = subprocess.Popen([str(OCISH), "--root", str(root), "pull", "--tls-verify=false", ref],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    try:
+        while not ready():
+            assert proc.poll() is None, "the pull ended before it could be killed"
+            assert time.monotonic() < deadline, f"no {what}"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def size(path: Path) -> int:
+    """A file's size; 0 if it is gone (a download renamed into place meanwhile)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def one_line_error(res: subprocess.CompletedProcess[str]) -> str:
@@ -193,6 +222,94 @@ def start_registry(base: Path, htpasswd: Path | None = None, *,
                 raise RuntimeError(f"docker-registry did not start: {log.read_text()}") from None
             time.sleep(0.05)
     return reg
+
+
+class Proxy(http.server.ThreadingHTTPServer):
+    """An HTTP proxy on 127.0.0.1 in front of one registry, for pulls (GETs), that streams what
+    the registry answers and can make it worse: ``rate`` bytes a second at most per connection
+    (so that a pull can be caught mid-layer; 0: full speed, and it may change while pulling),
+    and one blob spoiled: a byte flipped in its middle ("flip"), or the connection closed
+    halfway ("cut").
+
+    Bounded: it forwards only to that registry, holds one piece (16 KiB) of a body at a time,
+    every wait has an end (30 s upstream and per client read or write; a throttled transfer
+    stops when the proxy does), and leaving the ``with`` block stops it.
+    """
+
+    PIECE = 16 << 10
+
+    def __init__(self, registry: Registry, rate: int = 0, spoil: tuple[str, str] | None = None
+                 ) -> None:
+        self.rate = rate
+        self.stopping = threading.Event()
+        self.upstream = upstream = registry.host
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 30
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                req = urllib.request.Request(f"http://{upstream}{self.path}",
+                                             headers={k: v for k, v in self.headers.items()
+                                                      if k.lower() in ("accept",
+                                                                       "authorization")})
+                try:
+                    resp = urllib.request.urlopen(req, timeout=30)
+                except urllib.error.HTTPError as exc:
+                    resp = exc
+                with resp:
+                    self.send_response(resp.status)
+                    for key in ("Content-Type", "Content-Length", "Docker-Content-Digest",
+                                "WWW-Authenticate"):
+                        if resp.headers.get(key):
+                            self.send_header(key, resp.headers[key])
+                    self.end_headers()
+                    how = spoil[1] if spoil and self.path.endswith(f"/blobs/{spoil[0]}") else ""
+                    proxy.relay(resp, self.wfile, int(resp.headers.get("Content-Length", 0)),
+                                how)
+                self.close_connection = True
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server_address[1]}"
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def via(self, ref: str) -> str:
+        """The image reference *ref* (of the registry) as pulled through this proxy."""
+        return ref.replace(self.upstream, self.host, 1)
+
+    def relay(self, src: BinaryIO, dst: BinaryIO, size: int, how: str) -> None:
+        """Copy the body piece by piece, at most ``rate`` bytes a second, spoiled as *how* says."""
+        half, sent = size // 2, 0
+        while not self.stopping.is_set() and (piece := src.read(self.PIECE)):
+            if how == "flip" and sent <= half < sent + len(piece):
+                at = half - sent
+                piece = piece[:at] + bytes([piece[at] ^ 0xFF]) + piece[at + 1:]
+            if how == "cut":
+                piece = piece[:max(half - sent, 0)]
+            dst.write(piece)
+            sent += len(piece)
+            if how == "cut" and sent >= half:
+                return
+            if self.rate:
+                self.stopping.wait(len(piece) / self.rate)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client gone mid-body (a pull killed on purpose) is no error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+    def __enter__(self) -> Proxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.shutdown()
+        self.server_close()
+        self.thread.join(10)
 
 
 @dataclass

@@ -6,28 +6,33 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import io
 import json
 import os
 import pty
 import re
 import select
-import signal
 import stat
 import struct
 import subprocess
 import tarfile
-import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import zstandard
-from shim_support import OCISH, Registry, assert_store_sound, layer_tar, ocish, run
+from shim_support import (
+    OCISH,
+    Proxy,
+    Registry,
+    assert_store_sound,
+    layer_tar,
+    ocish,
+    pull_killed_when,
+    run,
+    size,
+)
 
 from shim.errors import OcishError
 from shim.snapshots import Snapshots, unmount
@@ -43,6 +48,7 @@ MTIME_NS = 1_234_567_890_123_456_789
 # security.capability for cap_net_raw+ep (struct vfs_cap_data, revision 2, effective)
 CAP_NET_RAW = struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)
 MIB = 1 << 20
+SLOW, SLOWER = 3 * MIB, 5 * MIB // 4  # bytes a second: a 2 MiB layer in ~0.7 s, ~1.6 s
 
 
 def entry(name: str, kind: bytes = tarfile.REGTYPE, data: bytes | None = None,
@@ -286,17 +292,18 @@ def _read_all(master: int, proc: subprocess.Popen[bytes]) -> bytes:
 EVENT = re.compile(r"(?:\x1b\[(\d+)A\r\x1b\[2K)?([0-9a-f]{12}): ([^\r\n\x1b]*)")
 
 
-def test_progress_bars_on_a_terminal(layered: dict[str, Pushed], ocish_root: Path) -> None:
+def test_progress_bars_on_a_terminal(layered: dict[str, Pushed], registry: Registry,
+                                     ocish_root: Path) -> None:
     img = layered["two"]
     master, slave = pty.openpty()
-    env = dict(os.environ, OCISH_TEST_DOWNLOAD_DELAY="0.02")  # s per 64 KiB: 2 MiB in ~0.6 s
     try:
-        proc = subprocess.Popen([str(OCISH), "--root", str(ocish_root), *PULL, img.ref],
-                                stdout=slave, stderr=subprocess.PIPE, env=env)
-        os.close(slave)
-        slave = -1
-        text = _read_all(master, proc).decode()
-        assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+        with Proxy(registry, rate=SLOW) as proxy:
+            proc = subprocess.Popen([str(OCISH), "--root", str(ocish_root), *PULL,
+                                     proxy.via(img.ref)], stdout=slave, stderr=subprocess.PIPE)
+            os.close(slave)
+            slave = -1
+            text = _read_all(master, proc).decode()
+            assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
         os.close(master)
         if slave >= 0:
@@ -322,24 +329,25 @@ def test_progress_bars_on_a_terminal(layered: dict[str, Pushed], ocish_root: Pat
     assert_store_sound(ocish_root)
 
 
-def test_plain_lines_and_concurrent_downloads(layered: dict[str, Pushed],
+def test_plain_lines_and_concurrent_downloads(layered: dict[str, Pushed], registry: Registry,
                                               ocish_root: Path) -> None:
     img = layered["two"]
-    env = dict(os.environ, OCISH_TEST_DOWNLOAD_DELAY="0.02")
-    proc = subprocess.Popen([str(OCISH), "--root", str(ocish_root), *PULL, img.ref],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    ingest = ocish_root / "ingest"
-    most = 0
-    while proc.poll() is None:  # both layer blobs are being written at once
-        sizes = []
-        for p in ingest.iterdir() if ingest.is_dir() else []:
-            try:
-                sizes.append(p.stat().st_size)
-            except FileNotFoundError:
-                pass  # just renamed into place
-        most = max(most, sum(1 for size in sizes if size > 0))
-        time.sleep(0.01)
-    out, err = proc.communicate()
+    with Proxy(registry, rate=SLOW) as proxy:
+        proc = subprocess.Popen([str(OCISH), "--root", str(ocish_root), *PULL,
+                                 proxy.via(img.ref)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ingest = ocish_root / "ingest"
+        most = 0
+        while proc.poll() is None:  # both layer blobs are being written at once
+            sizes = []
+            for p in ingest.iterdir() if ingest.is_dir() else []:
+                try:
+                    sizes.append(p.stat().st_size)
+                except FileNotFoundError:
+                    pass  # just renamed into place
+            most = max(most, sum(1 for size in sizes if size > 0))
+            time.sleep(0.01)
+        out, err = proc.communicate()
     assert proc.returncode == 0, err
     assert most == 2
     text = out.decode()
@@ -350,32 +358,22 @@ def test_plain_lines_and_concurrent_downloads(layered: dict[str, Pushed],
                                             "Pull complete"]
 
 
-def test_pull_killed_mid_layer(layered: dict[str, Pushed], ocish_root: Path) -> None:
+def test_pull_killed_mid_layer(layered: dict[str, Pushed], registry: Registry,
+                               ocish_root: Path) -> None:
     img = layered["two"]
-    env = dict(os.environ, OCISH_TEST_DOWNLOAD_DELAY="0.05")
-    proc = subprocess.Popen([str(OCISH), "--root", str(ocish_root), *PULL, img.ref], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    try:  # until a layer is half downloaded and half unpacked
-        while time.monotonic() < deadline:
-            unpacking = [p for p in (ocish_root / "snapshots").glob("tmp-*/fs/*.bin")
-                         if p.stat().st_size >= MIB // 2]
-            if unpacking:
-                break
-            assert proc.poll() is None, "the pull ended before it could be killed"
-            time.sleep(0.01)
-        else:
-            pytest.fail("no layer being unpacked")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert [p for p in (ocish_root / "ingest").iterdir() if p.stat().st_size > 0]
-    assert_store_sound(ocish_root)  # only whole, verified blobs
-    ocish(ocish_root, *PULL, "-q", img.ref)
+    with Proxy(registry, rate=SLOWER) as proxy:
+        ref = proxy.via(img.ref)
+        snapshots = ocish_root / "snapshots"
+        pull_killed_when(ocish_root, ref, lambda: any(  # half downloaded and half unpacked
+            size(p) >= MIB // 2 for p in snapshots.glob("tmp-*/fs/*.bin")), "layer unpacking")
+        assert [p for p in (ocish_root / "ingest").iterdir() if p.stat().st_size > 0]
+        assert_store_sound(ocish_root)  # only whole, verified blobs
+        proxy.rate = 0
+        ocish(ocish_root, *PULL, "-q", ref)
     assert_store_sound(ocish_root)
     assert list((ocish_root / "ingest").iterdir()) == []
     assert not list((ocish_root / "snapshots").glob("tmp-*"))
-    top, bottom = lower_dirs(ocish_root, img.ref)
+    top, bottom = lower_dirs(ocish_root, ref)
     for path, raw in ((bottom / "one.bin", img.layers[0]), (top / "two.bin", img.layers[1])):
         member = tarfile.open(fileobj=io.BytesIO(raw)).extractfile(path.name)
         assert member is not None and path.read_bytes() == member.read()
@@ -560,61 +558,12 @@ def test_huge_tar_header_is_refused(tmp_path: Path) -> None:
         _unpack_bytes(tmp_path, gzip.compress(layer_tar([(info, data)])))
 
 
-class _Spoiler(http.server.ThreadingHTTPServer):
-    """An HTTP proxy on 127.0.0.1 in front of the registry that spoils one blob: a byte flipped
-    in its middle ("flip"), or the connection closed halfway ("cut")."""
-
-    def __init__(self, registry: Registry, blob: str, how: str) -> None:
-        upstream, target, mode = registry.host, f"/blobs/{blob}", how
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                req = urllib.request.Request(f"http://{upstream}{self.path}",
-                                             headers={k: v for k, v in self.headers.items()
-                                                      if k.lower() in ("accept",
-                                                                       "authorization")})
-                try:
-                    with urllib.request.urlopen(req, timeout=30) as resp:
-                        body, status, headers = resp.read(), resp.status, resp.headers
-                except urllib.error.HTTPError as exc:
-                    body, status, headers = exc.read(), exc.code, exc.headers
-                size = len(body)
-                if self.path.endswith(target):
-                    half = size // 2
-                    body = body[:half] if mode == "cut" else \
-                        body[:half] + bytes([body[half] ^ 0xFF]) + body[half + 1:]
-                self.send_response(status)
-                for key in ("Content-Type", "Docker-Content-Digest"):
-                    if headers.get(key):
-                        self.send_header(key, headers[key])
-                self.send_header("Content-Length", str(size))
-                self.end_headers()
-                self.wfile.write(body)
-                self.close_connection = True
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server_address[1]}"
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    def __enter__(self) -> _Spoiler:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
-        self.thread.join(10)
-
-
 @pytest.mark.parametrize(("how", "why"), [("flip", "digest mismatch"),
                                           ("cut", r"got \d+ bytes, expected \d+")])
 def test_spoiled_download_is_reported_as_such(layered: dict[str, Pushed], registry: Registry,
                                               ocish_root: Path, how: str, why: str) -> None:
     img = layered["two"]
-    with _Spoiler(registry, img.blobs[1], how) as proxy:
+    with Proxy(registry, spoil=(img.blobs[1], how)) as proxy:
         ref = img.ref.replace(registry.host, proxy.host)
         res = ocish(ocish_root, *PULL, "-q", ref, check=False)
     assert res.returncode == 1
