@@ -4,6 +4,7 @@ no host fd but stdio and the O_PATH handle of its exec.fifo."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -56,7 +57,20 @@ def test_waiting_init_is_not_dumpable_and_holds_no_host_fd(root: Path, bundle: P
         assert not _can_open_exe_as(1000, pid)  # the container's user cannot reach our Python
         fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
         extra = {fd: target for fd, target in fds.items() if fd > 2}
-        assert list(extra.values()) == [str(root / "sec1" / "exec.fifo")], fds
+        # the fifo start opens, and the sealed exec stub the init's execve goes through
+        assert sorted(extra.values()) == ["/memfd:ocirt-exec (deleted)",
+                                          str(root / "sec1" / "exec.fifo")], fds
+        stub = next(fd for fd, target in extra.items() if target.startswith("/memfd:"))
+        stub_fd = os.open(f"/proc/{pid}/fd/{stub}", os.O_RDWR)
+        try:
+            seals = fcntl.fcntl(stub_fd, fcntl.F_GET_SEALS)
+            want = (fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+                    | fcntl.F_SEAL_WRITE)
+            assert seals & want == want, seals
+            with pytest.raises(PermissionError):
+                os.pwrite(stub_fd, b"x", 0)
+        finally:
+            os.close(stub_fd)
         assert ocirt(root, "start", "sec1").returncode == 0
         deadline = time.monotonic() + 10
         while "sleep" not in Path(f"/proc/{pid}/cmdline").read_text():
