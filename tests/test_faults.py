@@ -150,7 +150,9 @@ def test_killed_at_each_step_recovers(root: Path, bundle: Path, step: str) -> No
             time.sleep(0.02)
 
     res = ocirt(root, "state", CID)
-    if res.returncode == 0:
+    if step == "start:released":  # the fifo is left, but the init no longer waits on it
+        assert res.returncode == 0 and json.loads(res.stdout)["status"] == "running", res
+    elif res.returncode == 0:
         assert json.loads(res.stdout)["status"] in ("creating", "created", "running", "stopped")
     else:
         assert res.stderr.count("\n") == 1 and "does not exist" in res.stderr, res.stderr

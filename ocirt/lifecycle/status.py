@@ -1,9 +1,10 @@
 """The container's status, derived from the live system and never trusted from disk.
 
-    init gone, or its pid reused (start time differs)  -> stopped
-    cgroup frozen                                      -> paused
-    exec.fifo still present (init waits for start)     -> created
-    otherwise                                          -> running
+    init gone, or its pid reused (start time differs)       -> stopped
+    cgroup frozen                                           -> paused
+    exec.fifo present and held open by the init (it waits
+    for start, or runs the startContainer hooks)            -> created
+    otherwise                                               -> running
 
 The table below says which operation is legal in which status; every operation checks it here.
 """
@@ -47,7 +48,8 @@ def status(cdir: ContainerDir, state: State) -> str:
         return STOPPED
     if state.cgroup_paths and Manager(state.cgroup_paths).frozen():
         return PAUSED
-    if os.path.lexists(cdir.fifo):
+    # The fifo alone is not proof: a start killed after the init answered leaves it behind.
+    if os.path.lexists(cdir.fifo) and proc.holds_open(state.pid, cdir.fifo):
         return CREATED
     return RUNNING
 

@@ -54,3 +54,23 @@ def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
             pass
     finally:
         os.close(pidfd)
+
+
+def holds_open(pid: int, path: str) -> bool:
+    """True if ``pid`` has an fd open on the file at ``path`` (compared by inode), or if its fds
+    cannot be read (the caller's answer must then not depend on it)."""
+    try:
+        wanted = os.stat(path)
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if st.st_ino == wanted.st_ino and st.st_dev == wanted.st_dev:
+            return True
+    return False
