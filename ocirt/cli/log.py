@@ -59,9 +59,9 @@ class Log:
         self._write("error", msg)
 
     def warning(self, msg: str) -> None:
-        """Warnings go to the log file only: on stderr they would reach the container's logs."""
-        if self.path:
-            self._write("warning", msg)
+        """To the log file, or without one to stderr, as runc's logging does (a caller that
+        must keep the container's stderr clean passes --log)."""
+        self._write("warning", msg)
 
     def debug(self, msg: str) -> None:
         if self.debug_enabled:
