@@ -180,6 +180,31 @@ def test_tty_stdio_and_dev_console(ctr: Containers, console: Callable[[], Consol
     assert lines[3] == "character special file 88", lines  # 136 = 0x88, the pts major
 
 
+def test_console_owner_is_the_user_group_stays_devpts(
+    ctr: Containers, console: Callable[[], ConsoleReceiver]
+) -> None:
+    """The pty is given to the process's user; its group stays the one devpts gave it (the
+    mount's gid=5, tty), as runc leaves it."""
+    recv = console()
+    b = tty_bundle(ctr, ["stat", "-L", "-c", "%u:%g", "/proc/self/fd/0"])
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    created = ctr.create(b, console_socket=recv.path)
+    master = recv.wait().fds[0]
+    ctr.start(created.id)
+    assert read_pty(master, timeout=10).strip() == b"1000:5"
+
+
+def test_stdio_owner_is_the_user_group_unchanged(ctr: Containers) -> None:
+    """The container's stdio files are given to its user, their group left as it is."""
+    b = ctr.bundle(["true"])
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    ctr.create(b)
+    ctr.start(b.id)
+    ctr.wait_stopped(b.id)
+    st = os.stat(b.path / f"{b.id}.stdout")
+    assert (st.st_uid, st.st_gid) == (1000, 0)
+
+
 def test_tty_input(ctr: Containers, console: Callable[[], ConsoleReceiver]) -> None:
     recv = console()
     b = tty_bundle(ctr, ["sh", "-c", 'stty -echo; echo ready; read line; echo "got:$line"'])

@@ -98,7 +98,7 @@ def apply_privileged(proc: Process, lsms: frozenset[str]) -> None:
     set_rlimits(proc)
     set_scheduling(proc)
     apply_lsm(proc, lsms)
-    fix_stdio(proc.user.uid, proc.user.gid)
+    fix_stdio(proc.user.uid)
 
 
 def become_user(proc: Process) -> None:
@@ -168,10 +168,9 @@ def apply_lsm(proc: Process, lsms: frozenset[str]) -> None:
         write_proc("/proc/self/attr/exec", proc.selinux_label)
 
 
-def fix_stdio(uid: int, gid: int) -> None:
-    """Give fds 0-2 to the container's user, as runc does, unless they are /dev/null."""
-    if uid == 0 and gid == 0:
-        return
+def fix_stdio(uid: int) -> None:
+    """Give fds 0-2 to the container's user, as runc does, unless they are /dev/null. Only the
+    owner: the group stays (a pty keeps the tty group devpts gave it, gid=5)."""
     for fd in (0, 1, 2):
         try:
             st = os.fstat(fd)
@@ -179,10 +178,10 @@ def fix_stdio(uid: int, gid: int) -> None:
             continue
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
             continue
-        if st.st_uid == uid and st.st_gid == gid:
+        if st.st_uid == uid:
             continue
         try:
-            os.fchown(fd, uid, gid)
+            os.fchown(fd, uid, -1)
         except OSError as exc:
             if exc.errno not in (1, 30, 22):  # EPERM, EROFS, EINVAL
                 raise SysError(f"fchown fd {fd}", exc.errno or 0) from None
