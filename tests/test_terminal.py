@@ -3,9 +3,13 @@ terminal's size, keystrokes reach it, and the exit status comes back."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import select
 import shutil
 import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -76,3 +80,54 @@ def test_exec_with_a_terminal(tmp_path: Path, root: Path, tty_bundle: Path) -> N
         assert rc == "4"
     finally:
         ocirt(root, "delete", "--force", "ex1")
+
+
+def test_run_on_a_terminal_it_cannot_set_raw_fails_in_one_line(tmp_path: Path, root: Path,
+                                                               tty_bundle: Path) -> None:
+    """`run` whose stdin is a terminal it may not change (in an orphaned background process
+    group the kernel refuses with EIO): one error line, no traceback, nothing left."""
+    master, slave = os.openpty()
+    rc_file = tmp_path / "rc"
+    leader = os.fork()
+    if leader == 0:  # a session whose terminal is the pty, kept while ocirt runs
+        try:
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            middle = os.fork()
+            if middle == 0:  # a background group, orphaned as soon as its first member exits
+                os.setpgid(0, 0)
+                if os.fork() == 0:
+                    while os.getppid() == middle:
+                        time.sleep(0.01)
+                    for fd in (0, 1, 2):
+                        os.dup2(slave, fd)
+                    os.close(master)
+                    rc = subprocess.call([str(OCIRT), "--root", str(root), "run", "-b",
+                                          str(tty_bundle), "orphan1"])
+                    rc_file.write_text(str(rc))
+                os._exit(0)
+            os.waitpid(middle, 0)
+            deadline = time.monotonic() + 30
+            while not rc_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + 30
+    while not (rc_file.exists() and rc_file.read_text()):
+        assert time.monotonic() < deadline, output
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                output += os.read(master, 4096)
+            except OSError:
+                break
+    os.close(master)
+    os.waitpid(leader, 0)
+    text = output.decode(errors="replace").replace("\r", "")
+    assert rc_file.read_text() == "1", text
+    assert text.count("\n") == 1 and text.startswith("ocirt: "), text
+    assert "raw mode" in text and "input/output error" in text, text
+    assert ocirt(root, "list", "-q").stdout == ""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
 import os
 
+from ..errors import SysError
+
 _NOT_FORWARDED = (signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL, signal.SIGSTOP)
 
 
@@ -149,8 +151,12 @@ class _Raw:
         self.fd = fd
         self.saved = None
         if os.isatty(fd):
-            self.saved = termios.tcgetattr(fd)
-            tty.setraw(fd)
+            try:
+                self.saved = termios.tcgetattr(fd)
+                tty.setraw(fd)
+            except termios.error as exc:  # e.g. EIO in an orphaned background process group
+                raise SysError("set the terminal on stdin to raw mode",
+                               exc.args[0] if exc.args else 0) from None
 
     def restore(self) -> None:
         if self.saved is not None:
