@@ -42,6 +42,8 @@ def test_list_json_and_quiet(ctr: Containers, rt: Runtime) -> None:
 
     res = rt("list", "--format", "json").check()
     entries = json.loads(res.stdout)
+    # one compact line, as Go's json.Encoder writes it
+    assert res.stdout == json.dumps(entries, separators=(",", ":")) + "\n", res.stdout
     assert isinstance(entries, list)
     by_id = {e["id"]: e for e in entries}
     assert by_id[b1.id]["status"] == "created"

@@ -52,6 +52,8 @@ def test_events_stats_matches_cgroup_files(ctr: Containers) -> None:
     lines = [line for line in res.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one JSON object:\n{res.describe()}"
     data = parse_event(lines[0], cid)
+    # compact, as Go's json.Encoder writes it (scripts written for runc match on that)
+    assert lines[0] == json.dumps(json.loads(lines[0]), separators=(",", ":")), lines[0]
 
     pids = data["pids"]
     assert pids["current"] == cg_read(ctr, cid, "pids", "pids.current") == 2

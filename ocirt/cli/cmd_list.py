@@ -26,7 +26,7 @@ def main(ctx: Context, opts: dict[str, object], args: list[str]) -> int:
         sys.stdout.write("".join(d["id"] + "\n" for d in docs))
         return 0
     if opts["format"] == "json":
-        sys.stdout.write(jsonio.dumps(docs or None) + "\n")
+        sys.stdout.write(jsonio.dumps(docs or None, compact=True) + "\n")
         return 0
     if opts["format"] != "table":
         raise UsageError(f"invalid format option: {opts['format']}")

@@ -43,5 +43,5 @@ def events(store: Store, container_id: str, interval: float, once: bool) -> None
 
 
 def _emit(event: dict[str, object]) -> None:
-    sys.stdout.write(jsonio.dumps(event) + "\n")
+    sys.stdout.write(jsonio.dumps(event, compact=True) + "\n")
     sys.stdout.flush()
