@@ -347,6 +347,61 @@ def test_update_individual_flags(ctr: Containers) -> None:
     assert ctr.state(b.id)["status"] == "running"
 
 
+UNLIMITED = "9223372036854771712"  # memory.limit_in_bytes when unlimited (page-rounded)
+
+
+@pytest.mark.skipif(not V1, reason="host is not on cgroup v1")
+def test_update_cpu_share_flag(ctr: Containers) -> None:
+    """runc's flag is --cpu-share (singular)."""
+    b = ctr.bundle(["sleep", "100"])
+    ctr.create(b)
+    ctr.start(b.id)
+    res = ctr.rt("update", "--cpu-share", "512", b.id)
+    assert res.ok and res.stderr == "", res.describe()
+    assert read_cg(ctr, b.id, "cpu", "cpu.shares") == "512"
+
+
+@pytest.mark.skipif(not (V1 and (CG / "memory" / "memory.memsw.limit_in_bytes").exists()),
+                    reason="host is not on cgroup v1 with swap accounting")
+def test_update_memory_unlimited_lifts_swap_limit(ctr: Containers) -> None:
+    """`update --memory -1` on a container with a memory and a swap limit makes both
+    unlimited (as runc): the old memory+swap limit would otherwise stay below the new one."""
+    b = ctr.bundle(["sleep", "100"])
+    b.linux["resources"] = {"memory": {"limit": 64 << 20, "swap": 128 << 20}}
+    ctr.create(b)
+    ctr.start(b.id)
+    res = ctr.rt("update", "--memory", "-1", b.id)
+    assert res.ok and res.stderr == "", res.describe()
+    assert read_cg(ctr, b.id, "memory", "memory.limit_in_bytes") == UNLIMITED
+    assert read_cg(ctr, b.id, "memory", "memory.memsw.limit_in_bytes") == UNLIMITED
+
+
+@pytest.mark.skipif(not V1, reason="host is not on cgroup v1")
+def test_update_shorter_period_and_quota_under_a_limited_parent(ctr: Containers) -> None:
+    """Under a parent limited to one CPU, a quota of half a CPU moves to a 10x shorter period:
+    the new period alone (old quota over it: 5 CPUs) is refused by the kernel, so the runtime
+    writes it again after the quota, as runc does."""
+    b = ctr.bundle(["sleep", "100"])
+    parent = ctr.res.cgroup_path(b.id)
+    b.linux["cgroupsPath"] = f"{parent}/ct"
+    b.linux["resources"] = {"cpu": {"quota": 50000, "period": 100000}}
+    parent_dir = cgroup_file("cpu", parent, "")
+    parent_dir.mkdir(parents=True)
+    try:
+        (parent_dir / "cpu.cfs_quota_us").write_text("100000")
+        ctr.create(b)
+        ctr.start(b.id)
+        res = ctr.rt("update", "--cpu-period", "10000", "--cpu-quota", "5000", b.id)
+        assert res.ok and res.stderr == "", res.describe()
+        assert (parent_dir / "ct" / "cpu.cfs_period_us").read_text().strip() == "10000"
+        assert (parent_dir / "ct" / "cpu.cfs_quota_us").read_text().strip() == "5000"
+    finally:
+        ctr.delete(b.id, force=True, check=False)
+        for root in cgroup_roots():  # the parent, made by us here and by the runtime elsewhere
+            with contextlib.suppress(OSError):
+                (root / parent.lstrip("/")).rmdir()
+
+
 @pytest.mark.skipif(not V1, reason="host is not on cgroup v1")
 def test_update_pids_limit_enforced(ctr: Containers) -> None:
     """A lowered pids limit applies to forks made after the update."""

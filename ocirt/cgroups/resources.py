@@ -59,9 +59,11 @@ def _device_rule(rule: dict[str, Any]) -> str:
             f"{'*' if minor is None or minor < 0 else minor} {access}")
 
 
-def v1_writes(r: dict[str, Any], current_limit: int | None = None) -> list[Write]:
+def v1_writes(r: dict[str, Any], current_limit: int | None = None,
+              swap_accounting: bool = False) -> list[Write]:
     """The v1 writes; ``current_limit`` is the cgroup's memory.limit_in_bytes now (unknown:
-    taken as the new limit, so a swap limit above it is written first)."""
+    taken as the new limit, so a swap limit above it is written first); ``swap_accounting``:
+    the cgroup has memory.memsw files."""
     out: list[Write] = []
 
     def add(ctrl: str, file: str, value: object, field: str) -> None:
@@ -71,6 +73,8 @@ def v1_writes(r: dict[str, Any], current_limit: int | None = None) -> list[Write
     # memory+swap must never be below the memory limit while both change: as runc, write
     # memsw first only when the current limit is already below it (a new cgroup's is unlimited).
     limit, swap = mem.get("limit"), mem.get("swap")
+    if limit == -1 and swap is None and swap_accounting:
+        swap = -1  # an unlimited memory limit lifts an earlier swap limit too (as runc)
     if swap is not None and limit is not None and (
             swap == -1 or (limit if current_limit is None else current_limit) < swap):
         add("memory", "memory.memsw.limit_in_bytes", swap, "memory.swap")
@@ -231,7 +235,9 @@ def writes_for(paths: dict[str, str], r: dict[str, Any]) -> list[Write]:
     """The writes for this host: v1 controllers where mounted, v2 otherwise (pure v2 host)."""
     v1_keys = {c for key in paths if key != detect.UNIFIED for c in key.split(",")}
     if v1_keys:
-        writes = v1_writes(r, _current_memory_limit(paths))
+        memory = controller_path(paths, "memory")
+        writes = v1_writes(r, _current_memory_limit(paths), memory is not None and
+                           os.path.exists(os.path.join(memory, "memory.memsw.limit_in_bytes")))
         if r.get("unified"):
             if detect.UNIFIED not in paths:
                 raise ConfigError("linux.resources.unified: needs cgroup v2")
@@ -287,28 +293,46 @@ def apply(paths: dict[str, str], r: dict[str, Any], v2_mount: str | None = None)
             enable_controllers(mount, paths[detect.UNIFIED],
                                {w.file.split(".", 1)[0] for w in writes
                                 if w.key == detect.UNIFIED})
-    for w in writes:
-        directory = controller_path(paths, w.key)
-        if directory is None:
-            raise ConfigError(f"{w.field}: the {w.key} cgroup controller is not available on "
-                              "this host")
-        target = os.path.join(directory, w.file)
+    deferred: Write | None = None
+    for i, w in enumerate(writes):
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)  # never create: cgroupfs has it
-            try:
-                os.write(fd, w.value.encode())
-            finally:
-                os.close(fd)
-        except FileNotFoundError:
-            raise ConfigError(f"{w.field}: {w.file} is not available on this host") from None
-        except ValueError:  # a NUL byte in a file name taken from the JSON
-            raise ConfigError(f"{w.field}: invalid file name {w.file!r}") from None
-        except OSError as exc:
-            if exc.errno == errno.EBUSY and w.file == "memory.limit_in_bytes":
-                raise SysError(f"{w.field}: set {w.file} to {w.value} (memory usage above it)",
-                               exc.errno) from None
-            raise SysError(f"{w.field}: write {w.value!r} to {target}", exc.errno or 0) \
-                from None
+            _write(paths, w)
+        except SysError as exc:
+            # A shorter period can be refused (EINVAL) while the old quota, over the new
+            # period, exceeds the parent's ratio: as runc, try it again after the new quota.
+            if (w.file == "cpu.cfs_period_us" and exc.errno == errno.EINVAL
+                    and any(later.file == "cpu.cfs_quota_us" for later in writes[i + 1:])):
+                deferred = w
+                continue
+            raise
+        if w.file == "cpu.cfs_quota_us" and deferred is not None:
+            _write(paths, deferred)
+            deferred = None
+
+
+def _write(paths: dict[str, str], w: Write) -> None:
+    """One write into the container's cgroup; errors in the config's words."""
+    directory = controller_path(paths, w.key)
+    if directory is None:
+        raise ConfigError(f"{w.field}: the {w.key} cgroup controller is not available on "
+                          "this host")
+    target = os.path.join(directory, w.file)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)  # never create: cgroupfs has it
+        try:
+            os.write(fd, w.value.encode())
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        raise ConfigError(f"{w.field}: {w.file} is not available on this host") from None
+    except ValueError:  # a NUL byte in a file name taken from the JSON
+        raise ConfigError(f"{w.field}: invalid file name {w.file!r}") from None
+    except OSError as exc:
+        if exc.errno == errno.EBUSY and w.file == "memory.limit_in_bytes":
+            raise SysError(f"{w.field}: set {w.file} to {w.value} (memory usage above it)",
+                           exc.errno) from None
+        raise SysError(f"{w.field}: write {w.value!r} to {target}", exc.errno or 0) \
+            from None
 
 
 def enable_controllers(mount: str, path: str, wanted: set[str]) -> None:

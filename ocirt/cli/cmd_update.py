@@ -20,14 +20,17 @@ _FIELDS = {
     "memory-reservation": ("memory", "reservation", "bytes"),
     "kernel-memory": ("memory", "kernel", "bytes"),
     "kernel-memory-tcp": ("memory", "kernelTCP", "bytes"),
-    "cpu-shares": ("cpu", "shares", "int"), "cpu-quota": ("cpu", "quota", "int"),
+    "cpu-share": ("cpu", "shares", "int"), "cpu-quota": ("cpu", "quota", "int"),
     "cpu-period": ("cpu", "period", "int"), "cpu-rt-period": ("cpu", "realtimePeriod", "int"),
     "cpu-rt-runtime": ("cpu", "realtimeRuntime", "int"), "cpu-idle": ("cpu", "idle", "int"),
     "cpuset-cpus": ("cpu", "cpus", "str"), "cpuset-mems": ("cpu", "mems", "str"),
     "blkio-weight": ("blockIO", "weight", "int"), "pids-limit": ("pids", "limit", "int"),
 }
+#: other spellings callers use (docker's --cpu-shares) for runc's flag names
+_ALIASES = {"cpu-share": ",cpu-shares"}
 FLAGS = [Flag("resources,r", STR, "", "path to a file with the resources to update, or - for "
-                                      "stdin")] + [Flag(name, STR, "", f"{section}.{key}")
+                                      "stdin")] + [Flag(name + _ALIASES.get(name, ""), STR, "",
+                                                        f"{section}.{key}")
                                                    for name, (section, key, _) in _FIELDS.items()]
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
