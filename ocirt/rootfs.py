@@ -11,6 +11,7 @@ Destinations are resolved inside the rootfs only (see :mod:`ocirt.linux.mounts`)
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -117,15 +118,44 @@ def _mount_entry(ctx: Context, root_fd: int, m: Mount) -> None:
                                      and len(ctx.cgroup_paths) == 1):
             _mount_cgroups(ctx, root_fd, m, opts)
         else:
-            fd = make_in_root(root_fd, m.destination)
+            fd = _destination(root_fd, m)
             try:
                 mount_at(fd, m.source or m.type or "none", m.type or None, opts.flags, opts.data)
             finally:
                 os.close(fd)
         _propagate(root_fd, m.destination, opts)
+    except _NotOrdinaryDirectory:
+        raise OcirtError(f"mount {m.source or m.type} to {m.destination}: filesystem "
+                         f"\"{m.type}\" must be mounted on ordinary directory") from None
     except OSError as exc:
         raise OcirtError(f"mount {m.source or m.type} to {m.destination}: "
                          f"{strerror(exc.errno or 0)}") from None
+
+
+class _NotOrdinaryDirectory(Exception):
+    pass
+
+
+#: Filesystems mounted only on a real directory: through a symlink (to a directory inside the
+#: rootfs or not) the container chose where procfs lands, which defeated the masks and the
+#: checks made on /proc (CVE-2019-19921, CVE-2023-27561, CVE-2023-28642); runc refuses too.
+_ORDINARY_DIRECTORY_ONLY = ("proc", "sysfs")
+
+
+def _destination(root_fd: int, m: Mount) -> int:
+    """An O_PATH fd of the mount's destination (made if missing) inside the root."""
+    if m.type not in _ORDINARY_DIRECTORY_ONLY:
+        return make_in_root(root_fd, m.destination)
+    try:
+        fd = make_in_root(root_fd, m.destination, follow=False)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a symlink, or a file, on the way
+            raise _NotOrdinaryDirectory from None
+        raise
+    if not is_dir_fd(fd):
+        os.close(fd)
+        raise _NotOrdinaryDirectory
+    return fd
 
 
 def _bind(ctx: Context, root_fd: int, m: Mount, opts: Options) -> None:

@@ -27,6 +27,7 @@ from spec_support import (
     Bundle,
     ConsoleReceiver,
     Containers,
+    assert_failed_cleanly,
     cap_mask,
     mountinfo_lines,
     parse_status,
@@ -389,6 +390,35 @@ def test_cve_2023_28642_proc_symlink_keeps_masks(ctr: Containers) -> None:
     out = run_or_refuse(ctr, b)
     if out is not None:
         _check_proc_view(out)
+
+
+@pytest.mark.parametrize("target", ["rootfs-absolute", "rootfs-relative", "host"])
+@pytest.mark.parametrize("fs", ["proc", "sysfs"])
+def test_proc_and_sysfs_only_on_ordinary_directories(
+    ctr: Containers, workdir: Path, fs: str, target: str
+) -> None:
+    """CVE-2019-19921 / CVE-2023-27561 / CVE-2023-28642: procfs and sysfs are mounted only on
+    an ordinary directory.  With the rootfs's /proc (or /sys) a symlink to another directory of
+    the rootfs (absolute or relative link) or to a host temp dir, create must fail cleanly
+    with runc's reason ("must be mounted on ordinary directory"): nothing is mounted where the
+    symlink points, and the host dir stays untouched."""
+    h = host_target(workdir)
+    b = ctr.bundle(["true"])
+    point = b.rootfs / ("proc" if fs == "proc" else "sys")
+    point.rmdir()
+    elsewhere = b.rootfs / "elsewhere"
+    elsewhere.mkdir()
+    if target == "host":
+        point.symlink_to(h)
+    else:
+        point.symlink_to("/elsewhere" if target == "rootfs-absolute" else "elsewhere")
+    assert any(m["type"] == fs and m["destination"] == f"/{point.name}"
+               for m in b.config["mounts"])
+    created = ctr.create(b, check=False)
+    assert_failed_cleanly(ctr, b, created.result,
+                          "must be mounted on ordinary directory")
+    assert os.listdir(elsewhere) == [] and not tree_has_mounts(elsewhere)
+    assert_untouched(h)
 
 
 # --------------------------------------------------------------------------------------------
