@@ -26,6 +26,7 @@ from .linux.mounts import (
     locked_flags,
     make_in_root,
     mount_at,
+    mount_table,
     open_in_root,
     remount,
 )
@@ -98,12 +99,15 @@ def prepare(ctx: Context) -> None:
 def _make_parent_private(path: str) -> None:
     """pivot_root refuses a new root whose parent mount is shared: make that one private."""
     best = "/"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mountpoint = line.split()[4]
-            if (path + "/").startswith(mountpoint.rstrip("/") + "/") and len(mountpoint) > len(best):
-                best = mountpoint
+    for mountpoint, _, _ in mount_table():
+        if _holds(mountpoint, path) and len(mountpoint) > len(best):
+            best = mountpoint
     sc.mount(None, best, None, sc.MS_PRIVATE)
+
+
+def _holds(mountpoint: str, path: str) -> bool:
+    """Whether ``path`` is ``mountpoint`` or below it."""
+    return (path + "/").startswith(mountpoint.rstrip("/") + "/")
 
 
 def _mount_entry(ctx: Context, root_fd: int, m: Mount) -> None:
@@ -319,6 +323,7 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
     """Make ``rootfs`` the root: pivot_root and detach the old root, or move and chroot."""
     try:
         if no_pivot:
+            _detach_outside(rootfs)
             os.chdir(rootfs)
             sc.mount(rootfs, "/", None, sc.MS_MOVE)
             os.chroot(".")
@@ -338,6 +343,33 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
             os.close(new_root)
     except OSError as exc:
         raise _fail(f"pivot_root {rootfs}", exc) from None
+
+
+def _detach_outside(rootfs: str) -> None:
+    """Before MS_MOVE + chroot (``--no-pivot``), detach every mount that neither holds the
+    rootfs nor is in it.
+
+    chroot leaves the old root's mounts in the mount namespace: out of reach by path under the
+    rootfs moved over "/", but not for the kernel, which lets a process that makes its own user
+    and mount namespaces mount a new procfs or sysfs as long as a fully visible one is in its
+    namespace (fs/namespace.c, mount_too_revealing): the host's, unmasked, would do. A mount
+    that cannot be detached (locked, in a user namespace) is, when it is a procfs or sysfs,
+    covered by an empty read-only tmpfs, which makes it not fully visible."""
+    for point, root, fstype in mount_table():
+        if _holds(rootfs, point) or _holds(point, rootfs):
+            continue
+        try:
+            # slave first: the unmount must not propagate to the host's peers of the mount
+            sc.mount(None, point, None, sc.MS_SLAVE | sc.MS_REC)
+            sc.umount2(point, sc.MNT_DETACH)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:  # under a mount detached before it
+                continue
+            if exc.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            if fstype in _ORDINARY_DIRECTORY_ONLY and root == "/":
+                sc.mount("tmpfs", point, "tmpfs",
+                         sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "size=0")
 
 
 def readonly_root() -> None:

@@ -422,6 +422,37 @@ def test_proc_and_sysfs_only_on_ordinary_directories(
 
 
 # --------------------------------------------------------------------------------------------
+# A fresh procfs or sysfs mounted by the container (--no-pivot leaves the host's in reach)
+# --------------------------------------------------------------------------------------------
+
+_FRESH_MOUNTS = (
+    "unshare -mrpf sh -c '"
+    # the control: the container can make its own user and mount namespaces and mount there
+    "mount -t tmpfs none /mnt && echo tmpfs-mounted; umount /mnt; "
+    "mount -t proc proc /mnt 2>/dev/null && echo proc-mounted; "
+    "mount -t sysfs sysfs /mnt 2>/dev/null && echo sysfs-mounted; true'"
+)
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+@pytest.mark.parametrize("pivot", ["pivot_root", "no-pivot"])
+def test_container_cannot_mount_a_fresh_procfs(ctr: Containers, pivot: str, userns: bool) -> None:
+    """A process in a user namespace of its own may mount a new procfs or sysfs only if one is
+    already fully visible (no masks, nothing mounted over it) in its mount namespace.  The
+    container's are masked; the host's must not be in the container's mount namespace at all,
+    even with --no-pivot, where MS_MOVE + chroot would leave it there, out of reach by path
+    (runc detaches it first).  In the container, after `unshare -mrpf`, a tmpfs mount works
+    but a procfs or sysfs mount is refused."""
+    b = ctr.bundle(["sh", "-c", _FRESH_MOUNTS])
+    if userns:
+        b.add_namespace("user")
+        b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    out = ctr.output(b, extra=["--no-pivot"] if pivot == "no-pivot" else [])
+    assert out.split() == ["tmpfs-mounted"], out
+
+
+# --------------------------------------------------------------------------------------------
 # CVE-2022-29162: inheritable capabilities
 # --------------------------------------------------------------------------------------------
 

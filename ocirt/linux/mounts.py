@@ -141,6 +141,27 @@ def make_in_root(root_fd: int, path: str, directory: bool = True, mode: int = 0o
         raise
 
 
+def mount_table() -> list[tuple[str, str, str]]:
+    """(mount point, root of the mount within its filesystem, filesystem type) for each line
+    of /proc/self/mountinfo, in its order (a mount after the one it is mounted on)."""
+    table = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index(b"-", 6) + 1]
+            table.append((_unescape(fields[4]), _unescape(fields[3]), os.fsdecode(fstype)))
+    return table
+
+
+def _unescape(field: bytes) -> str:
+    """A mountinfo path: the kernel writes space, tab, newline and backslash as ``\\ooo``."""
+    head, *rest = field.split(b"\\")
+    out = [head]
+    for piece in rest:
+        out += [bytes((int(piece[:3], 8),)), piece[3:]]
+    return os.fsdecode(b"".join(out))
+
+
 def is_dir_fd(fd: int) -> bool:
     import stat
     return stat.S_ISDIR(os.fstat(fd).st_mode)
