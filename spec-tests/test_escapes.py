@@ -11,6 +11,7 @@ in the test's workdir, which must stay untouched.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -18,6 +19,7 @@ import stat
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -700,3 +702,76 @@ def test_cwd_stays_in_rootfs(ctr: Containers, workdir: Path, style: str) -> None
     assert ctr.res.rootfs_base is not None
     assert not _escaped(out, host_only_names(ctr.res.rootfs_base)), out
     assert out.splitlines()[0] == f"{h}/sub/dir", out
+
+
+# --------------------------------------------------------------------------------------------
+# Files the runtime writes through a caller's path: the pid files
+# --------------------------------------------------------------------------------------------
+
+
+def plant_links(path: Path, target: Path) -> Callable[[], None]:
+    """Symlinks to ``target`` at ``path`` and at the temporaries a runtime could write it
+    through: ``.name``, ``name.tmp``, ``.name.tmp``, and those with the runtime process's pid
+    appended.  The result is run in the runtime's own process just before it execs (as a
+    process watching /proc could do, racing it), so that the pid is the runtime's."""
+    path.symlink_to(target)
+    d, name = path.parent, path.name
+
+    def plant() -> None:
+        pid = os.getpid()
+        for link in (f".{name}", f"{name}.tmp", f".{name}.tmp", f".{name}.{pid}",
+                     f"{name}.{pid}", f".{name}.{pid}.tmp", f"{name}.tmp.{pid}"):
+            with contextlib.suppress(FileExistsError):
+                (d / link).symlink_to(target)
+
+    return plant
+
+
+def assert_pid_file(path: Path, pid: int) -> None:
+    assert not path.is_symlink(), f"{path} is still the planted symlink"
+    assert stat.S_ISREG(path.lstat().st_mode)
+    assert path.read_text() == str(pid)
+
+
+def test_create_pid_file_never_written_through_a_symlink(ctr: Containers, workdir: Path) -> None:
+    """`create --pid-file P`: P and every temporary it could be written through are symlinks
+    to a host file (planted, for names with the runtime's pid, from the runtime's process just
+    before it execs).  The host file must stay untouched; create either fails cleanly or
+    leaves P a regular file holding the init's pid."""
+    h = host_target(workdir)
+    b = ctr.bundle(["sleep", "100"])
+    pids = workdir / "pids"
+    pids.mkdir()
+    pid_file = pids / "init.pid"
+    created = ctr.create(b, check=False, pid_file=pid_file,
+                         preexec=plant_links(pid_file, h / "sentinel"))
+    assert "Traceback" not in created.result.stderr, created.result.describe()
+    assert_untouched(h)
+    if not created.ok:
+        assert len(created.result.error_lines()) == 1, created.result.describe()
+        assert not (ctr.rt.root / b.id).exists(), "state dir left after a failed create"
+        return
+    assert_pid_file(pid_file, ctr.state(b.id)["pid"])
+
+
+def test_exec_pid_file_never_written_through_a_symlink(ctr: Containers, workdir: Path) -> None:
+    """`exec --pid-file P`, P and its possible temporaries symlinks to a host file (as for
+    create): the host file stays untouched; the exec fails or P is a regular file holding the
+    exec'd process's pid."""
+    h = host_target(workdir)
+    b = ctr.bundle(["sleep", "100"])
+    ctr.create(b)
+    ctr.start(b.id)
+    pids = workdir / "pids"
+    pids.mkdir()
+    pid_file = pids / "exec.pid"
+    res = ctr.rt("exec", "--detach", "--pid-file", str(pid_file), b.id, "sleep", "100",
+                 preexec=plant_links(pid_file, h / "sentinel"))
+    assert "Traceback" not in res.stderr, res.describe()
+    assert_untouched(h)
+    if res.ok:
+        pid = int(pid_file.read_text())
+        assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x00100\x00"
+        assert_pid_file(pid_file, pid)
+    else:
+        assert len(res.error_lines()) == 1, res.describe()
