@@ -92,7 +92,7 @@ class State:
 
     __slots__ = ("id", "pid", "start_time", "bundle", "rootfs", "created", "oci_version",
                  "annotations", "cgroup_paths", "cgroups_path", "systemd_cgroup", "rootless",
-                 "own_pidns", "hooks", "owner", "seccomp")
+                 "own_pidns", "hooks", "owner", "seccomp", "process")
 
     def __init__(self, **fields: Any) -> None:
         self.id: str = fields["id"]
@@ -111,6 +111,9 @@ class State:
         self.hooks: dict[str, list[dict[str, Any]]] = fields.get("hooks") or {}
         self.owner: int = fields.get("owner", 0)
         self.seccomp: dict[str, Any] | None = fields.get("seccomp")  # linux.seccomp, for exec
+        #: config.json's process as create read it: exec's defaults, whatever the bundle's
+        #: config.json has become since (None: a state written before it was recorded)
+        self.process: dict[str, Any] | None = fields.get("process")
 
     def to_json(self) -> bytes:
         return jsonio.dumps({k: getattr(self, k) for k in self.__slots__}).encode()

@@ -22,6 +22,8 @@ from ..state import ContainerDir, State, Store, write_atomic
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..seccomp import Filter
 
 # sysctl prefixes and the namespace that makes them container-local (as runc validates).
@@ -131,12 +133,11 @@ def _created_now() -> str:
 
 
 def create(store: Store, container_id: str, opts: Options,
-           spec: spec_mod.Spec | None = None) -> State:
-    """Create the container; on return its init waits for ``start``. ``spec``: the bundle's
-    config.json if the caller has read it already."""
+           loaded: tuple[spec_mod.Spec, dict[str, Any]] | None = None) -> State:
+    """Create the container; on return its init waits for ``start``. ``loaded``: the bundle's
+    config.json (parsed, and as read) if the caller has read it already."""
     cdir = store.container(container_id)
-    if spec is None:
-        spec, _ = spec_mod.load(opts.bundle)
+    spec, doc = loaded or spec_mod.load(opts.bundle)
     validate(spec, opts)
     rootfs = _rootfs(opts.bundle, spec)
     keep_fds, extra_env = _passed_fds(opts.preserve_fds)
@@ -213,7 +214,7 @@ def create(store: Store, container_id: str, opts: Options,
                 cgroups_path=spec.linux.cgroups_path, systemd_cgroup=opts.systemd_cgroup,
                 rootless=opts.rootless, own_pidns=pidns is not None and not pidns.path,
                 hooks={k: v for k, v in hook_json.items() if k in ("poststart", "poststop")},
-                owner=os.geteuid(), seccomp=spec.linux.seccomp)
+                owner=os.geteuid(), seccomp=spec.linux.seccomp, process=doc.get("process"))
             cdir.save(state)
             if opts.pid_file:
                 write_atomic(opts.pid_file, str(init_pid).encode(), 0o644)
