@@ -339,6 +339,38 @@ def test_cve_2021_30465_destination_swapped_during_setup(ctr: Containers, workdi
 
 
 # --------------------------------------------------------------------------------------------
+# A symlinked rootfs
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("link", ["rootfs-itself", "parent-in-bundle", "absolute-path"])
+def test_symlinked_rootfs_is_refused(ctr: Containers, workdir: Path, link: str) -> None:
+    """root.path must name the rootfs directory itself, with no symlink along it (runc:
+    "invalid rootfs: not an absolute path, or a symlink"): a link planted in the bundle (the
+    rootfs itself, or a directory above it) or along an absolute root.path must not decide
+    which directory becomes the container's root.  create fails cleanly and the directory the
+    link leads to gets nothing (no mount, no new entry)."""
+    b = ctr.bundle(["true"])
+    real = workdir / "elsewhere"
+    real.mkdir()
+    b.rootfs.rename(real / "rootfs")
+    if link == "rootfs-itself":
+        b.rootfs.symlink_to(real / "rootfs")
+    elif link == "parent-in-bundle":
+        (b.path / "dir").symlink_to(real)
+        b.config["root"]["path"] = "dir/rootfs"
+    else:
+        (workdir / "link").symlink_to(real)
+        b.config["root"]["path"] = str(workdir / "link" / "rootfs")
+    entries = sorted(os.listdir(real / "rootfs"))
+    created = ctr.create(b, check=False)
+    assert_failed_cleanly(ctr, b, created.result, "invalid rootfs",
+                          "not an absolute path, or a symlink")
+    assert not tree_has_mounts(real)
+    assert sorted(os.listdir(real / "rootfs")) == entries
+
+
+# --------------------------------------------------------------------------------------------
 # CVE-2019-19921 / CVE-2023-27561 / CVE-2023-28642: /proc as a symlink
 # --------------------------------------------------------------------------------------------
 

@@ -8,12 +8,13 @@ process setup), write the state and the pid file. Any failure undoes every step.
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 from .. import hooks
 from .. import spec as spec_mod
 from ..cgroups.fs import Manager, resolve_paths
-from ..errors import ConfigError, ExistsError, OcirtError, SysError
+from ..errors import ConfigError, ExistsError, OcirtError, SysError, strerror
 from ..linux import proc
 from ..linux.proc import kill_and_wait
 from ..process import channel
@@ -100,9 +101,18 @@ def _seccomp(spec: spec_mod.Spec) -> Filter | None:
 
 
 def _rootfs(bundle: str, spec: spec_mod.Spec) -> str:
-    path = os.path.realpath(os.path.join(bundle, spec.root.path))
-    if not os.path.isdir(path):
-        raise ConfigError(f"rootfs ({path}) does not exist")
+    """root.path (relative to the bundle's real path): a directory whose path has no symlink in
+    it. A symlinked rootfs is refused, with runc's words: the rootfs must be what the bundle's
+    owner made it, not where a link planted in it (or along its path) leads."""
+    path = os.path.normpath(os.path.join(os.path.realpath(bundle), spec.root.path))
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"invalid rootfs: stat {path}: {strerror(exc.errno or 0)}") from None
+    if os.path.realpath(path) != path:
+        raise ConfigError("invalid rootfs: not an absolute path, or a symlink")
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"invalid rootfs: {path}: not a directory")
     return path
 
 
