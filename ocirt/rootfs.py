@@ -11,6 +11,7 @@ Destinations are resolved inside the rootfs only (see :mod:`ocirt.linux.mounts`)
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -25,6 +26,7 @@ from .linux.mounts import (
     locked_flags,
     make_in_root,
     mount_at,
+    mount_table,
     open_in_root,
     remount,
 )
@@ -97,12 +99,15 @@ def prepare(ctx: Context) -> None:
 def _make_parent_private(path: str) -> None:
     """pivot_root refuses a new root whose parent mount is shared: make that one private."""
     best = "/"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mountpoint = line.split()[4]
-            if (path + "/").startswith(mountpoint.rstrip("/") + "/") and len(mountpoint) > len(best):
-                best = mountpoint
+    for mountpoint, _, _ in mount_table():
+        if _holds(mountpoint, path) and len(mountpoint) > len(best):
+            best = mountpoint
     sc.mount(None, best, None, sc.MS_PRIVATE)
+
+
+def _holds(mountpoint: str, path: str) -> bool:
+    """Whether ``path`` is ``mountpoint`` or below it."""
+    return (path + "/").startswith(mountpoint.rstrip("/") + "/")
 
 
 def _mount_entry(ctx: Context, root_fd: int, m: Mount) -> None:
@@ -117,15 +122,44 @@ def _mount_entry(ctx: Context, root_fd: int, m: Mount) -> None:
                                      and len(ctx.cgroup_paths) == 1):
             _mount_cgroups(ctx, root_fd, m, opts)
         else:
-            fd = make_in_root(root_fd, m.destination)
+            fd = _destination(root_fd, m)
             try:
                 mount_at(fd, m.source or m.type or "none", m.type or None, opts.flags, opts.data)
             finally:
                 os.close(fd)
         _propagate(root_fd, m.destination, opts)
+    except _NotOrdinaryDirectory:
+        raise OcirtError(f"mount {m.source or m.type} to {m.destination}: filesystem "
+                         f"\"{m.type}\" must be mounted on ordinary directory") from None
     except OSError as exc:
         raise OcirtError(f"mount {m.source or m.type} to {m.destination}: "
                          f"{strerror(exc.errno or 0)}") from None
+
+
+class _NotOrdinaryDirectory(Exception):
+    pass
+
+
+#: Filesystems mounted only on a real directory: through a symlink (to a directory inside the
+#: rootfs or not) the container chose where procfs lands, which defeated the masks and the
+#: checks made on /proc (CVE-2019-19921, CVE-2023-27561, CVE-2023-28642); runc refuses too.
+_ORDINARY_DIRECTORY_ONLY = ("proc", "sysfs")
+
+
+def _destination(root_fd: int, m: Mount) -> int:
+    """An O_PATH fd of the mount's destination (made if missing) inside the root."""
+    if m.type not in _ORDINARY_DIRECTORY_ONLY:
+        return make_in_root(root_fd, m.destination)
+    try:
+        fd = make_in_root(root_fd, m.destination, follow=False)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a symlink, or a file, on the way
+            raise _NotOrdinaryDirectory from None
+        raise
+    if not is_dir_fd(fd):
+        os.close(fd)
+        raise _NotOrdinaryDirectory
+    return fd
 
 
 def _bind(ctx: Context, root_fd: int, m: Mount, opts: Options) -> None:
@@ -289,6 +323,7 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
     """Make ``rootfs`` the root: pivot_root and detach the old root, or move and chroot."""
     try:
         if no_pivot:
+            _detach_outside(rootfs)
             os.chdir(rootfs)
             sc.mount(rootfs, "/", None, sc.MS_MOVE)
             os.chroot(".")
@@ -308,6 +343,33 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
             os.close(new_root)
     except OSError as exc:
         raise _fail(f"pivot_root {rootfs}", exc) from None
+
+
+def _detach_outside(rootfs: str) -> None:
+    """Before MS_MOVE + chroot (``--no-pivot``), detach every mount that neither holds the
+    rootfs nor is in it.
+
+    chroot leaves the old root's mounts in the mount namespace: out of reach by path under the
+    rootfs moved over "/", but not for the kernel, which lets a process that makes its own user
+    and mount namespaces mount a new procfs or sysfs as long as a fully visible one is in its
+    namespace (fs/namespace.c, mount_too_revealing): the host's, unmasked, would do. A mount
+    that cannot be detached (locked, in a user namespace) is, when it is a procfs or sysfs,
+    covered by an empty read-only tmpfs, which makes it not fully visible."""
+    for point, root, fstype in mount_table():
+        if _holds(rootfs, point) or _holds(point, rootfs):
+            continue
+        try:
+            # slave first: the unmount must not propagate to the host's peers of the mount
+            sc.mount(None, point, None, sc.MS_SLAVE | sc.MS_REC)
+            sc.umount2(point, sc.MNT_DETACH)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:  # under a mount detached before it
+                continue
+            if exc.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            if fstype in _ORDINARY_DIRECTORY_ONLY and root == "/":
+                sc.mount("tmpfs", point, "tmpfs",
+                         sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "size=0")
 
 
 def readonly_root() -> None:

@@ -1,9 +1,10 @@
 """linux.seccomp: compiled to BPF with libseccomp (through pyseccomp) and loaded with seccomp(2).
 
 Compiling happens in the runtime, before anything forks, and the program is cached on disk by a
-hash of the profile, so containers that share a profile (podman's and Docker's default) never
-import pyseccomp on the hot path. The init loads the raw program itself: no library is needed
-once it is inside the container.
+hash of the profile and of what else decides the program (libseccomp's and ocirt's versions, the
+machine, the kernel), checksummed and checked before use (see :func:`program`), so containers
+that share a profile (podman's and Docker's default) never import pyseccomp on the hot path.
+The init loads the raw program itself: no library is needed once it is inside the container.
 """
 
 from __future__ import annotations
@@ -199,32 +200,146 @@ def _add_rules(ps: Any, filt: Any, profile: dict[str, Any], default: int, compat
                     raise SysError(f"{where}: add rule for {name}", exc.errno or 0) from None
 
 
+# The cache: ``<runtime dir>/ocirt-cache/seccomp/<key>.bpf``, each file _CACHE_MAGIC, the key it
+# was written for, the SHA-256 of the program, then the program. A file is loaded only if all
+# of that checks out, in a directory (and its parent) of our own that no one else can write:
+# anything else (a corrupted, truncated or planted file, a symlink, a FIFO) is compiled again.
+_CACHE_MAGIC = b"ocirt-seccomp-bpf-1\n"
+#: bump when compile_bpf() would compile a profile differently
+_CACHE_FORMAT = 1
+_BPF_MAXINSNS = 4096
+
+
 def cache_dir() -> str:
     xdg = os.environ.get("XDG_RUNTIME_DIR", "")
     base = xdg if os.geteuid() != 0 and xdg else "/run"
     return os.path.join(base, "ocirt-cache", "seccomp")
 
 
-def program(profile: dict[str, Any]) -> bytes:
-    """The BPF program for ``profile``, from the cache when this profile was compiled before."""
+def libseccomp_version() -> str:
+    """The version of the libseccomp that compiles profiles (the one pyseccomp loads), or ""
+    when there is none."""
+    class Version(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        return ""
+    lib.seccomp_version.restype = ctypes.POINTER(Version)
+    v = lib.seccomp_version().contents
+    return f"{v.major}.{v.minor}.{v.micro}"
+
+
+def cache_facts() -> list[str]:
+    """What besides the profile decides the compiled program: this compiler (ocirt's version
+    and cache format), libseccomp's version, the machine and the kernel (libseccomp asks the
+    kernel which actions it supports)."""
+    from . import __version__
+
+    uname = os.uname()
+    return [__version__, str(_CACHE_FORMAT), libseccomp_version(), uname.machine, uname.release]
+
+
+def cache_key(profile: dict[str, Any], facts: list[str]) -> bytes:
     import hashlib
 
-    key = hashlib.sha256(jsonio.dumps([os.uname().machine, profile], sort_keys=True).encode())
-    path = os.path.join(cache_dir(), key.hexdigest() + ".bpf")
+    return hashlib.sha256(jsonio.dumps([facts, profile], sort_keys=True).encode()).digest()
+
+
+def cache_entry(key: bytes, bpf: bytes) -> bytes:
+    """The contents of a cache file for ``bpf`` compiled for ``key``."""
+    import hashlib
+
+    return _CACHE_MAGIC + key + hashlib.sha256(bpf).digest() + bpf
+
+
+def _from_entry(data: bytes, key: bytes) -> bytes | None:
+    """The program in a cache file's contents, if they are an intact entry for ``key``."""
+    import hashlib
+
+    start = len(_CACHE_MAGIC) + 64
+    bpf = data[start:]
+    if not data.startswith(_CACHE_MAGIC) or data[len(_CACHE_MAGIC):start - 32] != key \
+            or not bpf or len(bpf) % 8 or len(bpf) > 8 * _BPF_MAXINSNS:
+        return None
+    return bpf if hashlib.sha256(bpf).digest() == data[start - 32:start] else None
+
+
+def _open_cache_dir() -> int:
+    """An fd of the cache directory, made if missing; -1 if it is not to be trusted: a symlink
+    or not a directory, owned by someone else than us or root, writable by group or others
+    (the directory or its parent ``ocirt-cache``)."""
+    seccomp_dir = cache_dir()
+    base = os.path.dirname(os.path.dirname(seccomp_dir))
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-        if data and len(data) % 8 == 0:
-            return data
+        fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
-        pass
-    data = compile_bpf(profile)
+        return -1
+    for name in ("ocirt-cache", "seccomp"):
+        try:
+            try:
+                os.mkdir(name, 0o700, dir_fd=fd)
+            except FileExistsError:
+                pass
+            sub = os.open(name, flags, dir_fd=fd)
+        except OSError:
+            return _close(fd)
+        os.close(fd)
+        fd = sub
+        st = os.fstat(fd)
+        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+            return _close(fd)
+    return fd
+
+
+def _close(fd: int) -> int:
+    os.close(fd)
+    return -1
+
+
+def _read_cached(dir_fd: int, name: str, key: bytes) -> bytes | None:
+    import stat
+
+    try:  # O_NONBLOCK: a FIFO planted there must not block us
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+    except OSError:
+        return None
     try:
-        os.makedirs(cache_dir(), mode=0o700, exist_ok=True)
-        write_atomic(path, data, 0o600)
-    except (OSError, SysError):
-        pass  # a cache that cannot be written only costs time
-    return data
+        st = os.fstat(fd)
+        limit = len(_CACHE_MAGIC) + 64 + 8 * _BPF_MAXINSNS
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022 \
+                or st.st_size > limit:
+            return None
+        return _from_entry(os.read(fd, limit + 1), key)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def program(profile: dict[str, Any]) -> bytes:
+    """The BPF program for ``profile``, from the cache when this profile was compiled before."""
+    key = cache_key(profile, cache_facts())
+    name = key.hex() + ".bpf"
+    dir_fd = _open_cache_dir()
+    try:
+        if dir_fd >= 0:
+            cached = _read_cached(dir_fd, name, key)
+            if cached is not None:
+                return cached
+        data = compile_bpf(profile)
+        if dir_fd >= 0:
+            try:
+                write_atomic(name, cache_entry(key, data), 0o600, dir_fd=dir_fd)
+            except SysError:
+                pass  # a cache that cannot be written only costs time
+        return data
+    finally:
+        if dir_fd >= 0:
+            os.close(dir_fd)
 
 
 class _SockFprog(ctypes.Structure):

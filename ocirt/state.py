@@ -8,6 +8,7 @@ Writes are atomic (temp file + rename); mutating commands hold a per-container f
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 
@@ -48,20 +49,39 @@ def validate_id(container_id: str) -> str:
     return container_id
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` through ``.<name>`` in the same directory and a rename."""
+def write_atomic(path: str, data: bytes, mode: int = 0o600, dir_fd: int | None = None) -> None:
+    """Write ``data`` to ``path`` through a new temporary file in the same directory and a
+    rename; with ``dir_fd``, ``path`` is relative to that directory.
+
+    The path may be the caller's (a pid file) in a directory others can write: the temporary
+    is created O_EXCL|O_NOFOLLOW under an unpredictable name, so that a file or symlink
+    planted there fails the write instead of redirecting it, and rename(2) replaces the final
+    name itself, a symlink included. Nothing is ever written through a symlink."""
     directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = -1
+    for _ in range(8):
+        tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}")
         try:
-            os.write(fd, data)
+            fd = os.open(tmp, flags, mode, dir_fd=dir_fd)
+            break
+        except FileExistsError:
+            continue  # someone else's file: another name, never theirs
+        except OSError as exc:
+            raise SysError(f"write {path}", exc.errno or 0) from None
+    if fd < 0:
+        raise SysError(f"write {path}", errno.EEXIST)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-        os.rename(tmp, path)
+        os.rename(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError as exc:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         raise SysError(f"write {path}", exc.errno or 0) from None
@@ -72,7 +92,7 @@ class State:
 
     __slots__ = ("id", "pid", "start_time", "bundle", "rootfs", "created", "oci_version",
                  "annotations", "cgroup_paths", "cgroups_path", "systemd_cgroup", "rootless",
-                 "own_pidns", "hooks", "owner", "seccomp")
+                 "own_pidns", "hooks", "owner", "seccomp", "process")
 
     def __init__(self, **fields: Any) -> None:
         self.id: str = fields["id"]
@@ -91,6 +111,9 @@ class State:
         self.hooks: dict[str, list[dict[str, Any]]] = fields.get("hooks") or {}
         self.owner: int = fields.get("owner", 0)
         self.seccomp: dict[str, Any] | None = fields.get("seccomp")  # linux.seccomp, for exec
+        #: config.json's process as create read it: exec's defaults, whatever the bundle's
+        #: config.json has become since (None: a state written before it was recorded)
+        self.process: dict[str, Any] | None = fields.get("process")
 
     def to_json(self) -> bytes:
         return jsonio.dumps({k: getattr(self, k) for k in self.__slots__}).encode()

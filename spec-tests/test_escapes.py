@@ -11,6 +11,7 @@ in the test's workdir, which must stay untouched.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -18,6 +19,7 @@ import stat
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from spec_support import (
     Bundle,
     ConsoleReceiver,
     Containers,
+    assert_failed_cleanly,
     cap_mask,
     mountinfo_lines,
     parse_status,
@@ -336,6 +339,38 @@ def test_cve_2021_30465_destination_swapped_during_setup(ctr: Containers, workdi
 
 
 # --------------------------------------------------------------------------------------------
+# A symlinked rootfs
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("link", ["rootfs-itself", "parent-in-bundle", "absolute-path"])
+def test_symlinked_rootfs_is_refused(ctr: Containers, workdir: Path, link: str) -> None:
+    """root.path must name the rootfs directory itself, with no symlink along it (runc:
+    "invalid rootfs: not an absolute path, or a symlink"): a link planted in the bundle (the
+    rootfs itself, or a directory above it) or along an absolute root.path must not decide
+    which directory becomes the container's root.  create fails cleanly and the directory the
+    link leads to gets nothing (no mount, no new entry)."""
+    b = ctr.bundle(["true"])
+    real = workdir / "elsewhere"
+    real.mkdir()
+    b.rootfs.rename(real / "rootfs")
+    if link == "rootfs-itself":
+        b.rootfs.symlink_to(real / "rootfs")
+    elif link == "parent-in-bundle":
+        (b.path / "dir").symlink_to(real)
+        b.config["root"]["path"] = "dir/rootfs"
+    else:
+        (workdir / "link").symlink_to(real)
+        b.config["root"]["path"] = str(workdir / "link" / "rootfs")
+    entries = sorted(os.listdir(real / "rootfs"))
+    created = ctr.create(b, check=False)
+    assert_failed_cleanly(ctr, b, created.result, "invalid rootfs",
+                          "not an absolute path, or a symlink")
+    assert not tree_has_mounts(real)
+    assert sorted(os.listdir(real / "rootfs")) == entries
+
+
+# --------------------------------------------------------------------------------------------
 # CVE-2019-19921 / CVE-2023-27561 / CVE-2023-28642: /proc as a symlink
 # --------------------------------------------------------------------------------------------
 
@@ -389,6 +424,66 @@ def test_cve_2023_28642_proc_symlink_keeps_masks(ctr: Containers) -> None:
     out = run_or_refuse(ctr, b)
     if out is not None:
         _check_proc_view(out)
+
+
+@pytest.mark.parametrize("target", ["rootfs-absolute", "rootfs-relative", "host"])
+@pytest.mark.parametrize("fs", ["proc", "sysfs"])
+def test_proc_and_sysfs_only_on_ordinary_directories(
+    ctr: Containers, workdir: Path, fs: str, target: str
+) -> None:
+    """CVE-2019-19921 / CVE-2023-27561 / CVE-2023-28642: procfs and sysfs are mounted only on
+    an ordinary directory.  With the rootfs's /proc (or /sys) a symlink to another directory of
+    the rootfs (absolute or relative link) or to a host temp dir, create must fail cleanly
+    with runc's reason ("must be mounted on ordinary directory"): nothing is mounted where the
+    symlink points, and the host dir stays untouched."""
+    h = host_target(workdir)
+    b = ctr.bundle(["true"])
+    point = b.rootfs / ("proc" if fs == "proc" else "sys")
+    point.rmdir()
+    elsewhere = b.rootfs / "elsewhere"
+    elsewhere.mkdir()
+    if target == "host":
+        point.symlink_to(h)
+    else:
+        point.symlink_to("/elsewhere" if target == "rootfs-absolute" else "elsewhere")
+    assert any(m["type"] == fs and m["destination"] == f"/{point.name}"
+               for m in b.config["mounts"])
+    created = ctr.create(b, check=False)
+    assert_failed_cleanly(ctr, b, created.result,
+                          "must be mounted on ordinary directory")
+    assert os.listdir(elsewhere) == [] and not tree_has_mounts(elsewhere)
+    assert_untouched(h)
+
+
+# --------------------------------------------------------------------------------------------
+# A fresh procfs or sysfs mounted by the container (--no-pivot leaves the host's in reach)
+# --------------------------------------------------------------------------------------------
+
+_FRESH_MOUNTS = (
+    "unshare -mrpf sh -c '"
+    # the control: the container can make its own user and mount namespaces and mount there
+    "mount -t tmpfs none /mnt && echo tmpfs-mounted; umount /mnt; "
+    "mount -t proc proc /mnt 2>/dev/null && echo proc-mounted; "
+    "mount -t sysfs sysfs /mnt 2>/dev/null && echo sysfs-mounted; true'"
+)
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+@pytest.mark.parametrize("pivot", ["pivot_root", "no-pivot"])
+def test_container_cannot_mount_a_fresh_procfs(ctr: Containers, pivot: str, userns: bool) -> None:
+    """A process in a user namespace of its own may mount a new procfs or sysfs only if one is
+    already fully visible (no masks, nothing mounted over it) in its mount namespace.  The
+    container's are masked; the host's must not be in the container's mount namespace at all,
+    even with --no-pivot, where MS_MOVE + chroot would leave it there, out of reach by path
+    (runc detaches it first).  In the container, after `unshare -mrpf`, a tmpfs mount works
+    but a procfs or sysfs mount is refused."""
+    b = ctr.bundle(["sh", "-c", _FRESH_MOUNTS])
+    if userns:
+        b.add_namespace("user")
+        b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    out = ctr.output(b, extra=["--no-pivot"] if pivot == "no-pivot" else [])
+    assert out.split() == ["tmpfs-mounted"], out
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,3 +734,76 @@ def test_cwd_stays_in_rootfs(ctr: Containers, workdir: Path, style: str) -> None
     assert ctr.res.rootfs_base is not None
     assert not _escaped(out, host_only_names(ctr.res.rootfs_base)), out
     assert out.splitlines()[0] == f"{h}/sub/dir", out
+
+
+# --------------------------------------------------------------------------------------------
+# Files the runtime writes through a caller's path: the pid files
+# --------------------------------------------------------------------------------------------
+
+
+def plant_links(path: Path, target: Path) -> Callable[[], None]:
+    """Symlinks to ``target`` at ``path`` and at the temporaries a runtime could write it
+    through: ``.name``, ``name.tmp``, ``.name.tmp``, and those with the runtime process's pid
+    appended.  The result is run in the runtime's own process just before it execs (as a
+    process watching /proc could do, racing it), so that the pid is the runtime's."""
+    path.symlink_to(target)
+    d, name = path.parent, path.name
+
+    def plant() -> None:
+        pid = os.getpid()
+        for link in (f".{name}", f"{name}.tmp", f".{name}.tmp", f".{name}.{pid}",
+                     f"{name}.{pid}", f".{name}.{pid}.tmp", f"{name}.tmp.{pid}"):
+            with contextlib.suppress(FileExistsError):
+                (d / link).symlink_to(target)
+
+    return plant
+
+
+def assert_pid_file(path: Path, pid: int) -> None:
+    assert not path.is_symlink(), f"{path} is still the planted symlink"
+    assert stat.S_ISREG(path.lstat().st_mode)
+    assert path.read_text() == str(pid)
+
+
+def test_create_pid_file_never_written_through_a_symlink(ctr: Containers, workdir: Path) -> None:
+    """`create --pid-file P`: P and every temporary it could be written through are symlinks
+    to a host file (planted, for names with the runtime's pid, from the runtime's process just
+    before it execs).  The host file must stay untouched; create either fails cleanly or
+    leaves P a regular file holding the init's pid."""
+    h = host_target(workdir)
+    b = ctr.bundle(["sleep", "100"])
+    pids = workdir / "pids"
+    pids.mkdir()
+    pid_file = pids / "init.pid"
+    created = ctr.create(b, check=False, pid_file=pid_file,
+                         preexec=plant_links(pid_file, h / "sentinel"))
+    assert "Traceback" not in created.result.stderr, created.result.describe()
+    assert_untouched(h)
+    if not created.ok:
+        assert len(created.result.error_lines()) == 1, created.result.describe()
+        assert not (ctr.rt.root / b.id).exists(), "state dir left after a failed create"
+        return
+    assert_pid_file(pid_file, ctr.state(b.id)["pid"])
+
+
+def test_exec_pid_file_never_written_through_a_symlink(ctr: Containers, workdir: Path) -> None:
+    """`exec --pid-file P`, P and its possible temporaries symlinks to a host file (as for
+    create): the host file stays untouched; the exec fails or P is a regular file holding the
+    exec'd process's pid."""
+    h = host_target(workdir)
+    b = ctr.bundle(["sleep", "100"])
+    ctr.create(b)
+    ctr.start(b.id)
+    pids = workdir / "pids"
+    pids.mkdir()
+    pid_file = pids / "exec.pid"
+    res = ctr.rt("exec", "--detach", "--pid-file", str(pid_file), b.id, "sleep", "100",
+                 preexec=plant_links(pid_file, h / "sentinel"))
+    assert "Traceback" not in res.stderr, res.describe()
+    assert_untouched(h)
+    if res.ok:
+        pid = int(pid_file.read_text())
+        assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x00100\x00"
+        assert_pid_file(pid_file, pid)
+    else:
+        assert len(res.error_lines()) == 1, res.describe()

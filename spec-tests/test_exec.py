@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from spec_support import (
+    CAP_NUMBERS,
     DEFAULT_CAPS,
     Bundle,
     ConsoleReceiver,
@@ -128,6 +129,39 @@ def test_exec_process_leads_its_own_session(
         out = read_pty(msg.fds[0], timeout=10).decode().replace("\r", "")
     pid, pgrp, sid = out.split()
     assert pid == pgrp == sid, out
+
+
+_DEFAULTS_SHOWN = 'echo "$FROM $(pwd) $(id -u) $(id -g)"; grep -E "^Cap(Eff|Bnd)" /proc/self/status'
+
+
+@pytest.mark.runc_xfail(reason="exec without --process takes its defaults from the bundle's "
+                               "config.json as it is at exec time, and fails once it is gone")
+@pytest.mark.parametrize("change", ["edited", "deleted"])
+def test_exec_defaults_are_the_config_create_read(ctr: Containers, change: str) -> None:
+    """exec without --process runs with the env, cwd, user and capabilities of config.json's
+    process as `create` read it: editing the bundle's config.json afterwards (here to another
+    env, cwd, user and every capability) or deleting it changes nothing."""
+    b = ctr.bundle(["sleep", "100"])
+    b.process["env"] = [*b.process["env"], "FROM=create"]
+    b.process["cwd"] = "/tmp"
+    ctr.create(b)
+    ctr.start(b.id)
+    before = ctr.rt("exec", b.id, "sh", "-c", _DEFAULTS_SHOWN)
+    assert before.ok and before.stdout.startswith("create /tmp 0 0\n"), before.describe()
+    if change == "edited":
+        everything = sorted(CAP_NUMBERS)
+        b.process["env"] = [*b.process["env"][:-1], "FROM=edited"]
+        b.process["cwd"] = "/etc"
+        b.process["user"] = {"uid": 1000, "gid": 1000}
+        b.process["capabilities"] = {k: everything for k in ("bounding", "effective",
+                                                             "permitted")}
+        b.process["noNewPrivileges"] = False
+        b.write()
+    else:
+        b.config_path.unlink()
+    after = ctr.rt("exec", b.id, "sh", "-c", _DEFAULTS_SHOWN)
+    assert after.ok, after.describe()
+    assert after.stdout == before.stdout
 
 
 def test_exec_process_capabilities(ctr: Containers) -> None:

@@ -165,9 +165,9 @@ def test_a_cached_seccomp_profile_skips_pyseccomp(tmp_path: Path, root: Path,
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
         "x-test": str(tmp_path),  # a profile no earlier run has cached
     }
+    config["root"]["path"] = str(bundle / "rootfs")
     seccomp_bundle = tmp_path / "seccomp-bundle"
     seccomp_bundle.mkdir()
-    (seccomp_bundle / "rootfs").symlink_to(bundle / "rootfs")
     (seccomp_bundle / "config.json").write_text(json.dumps(config))
     loaded = []
     for cid in ("sc1", "sc2"):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+
+import pytest
 
 from ocirt.linux.mounts import make_in_root, open_in_root
 
@@ -54,3 +57,25 @@ def test_file_destination(tmp_path: Path) -> None:
         os.close(root)
     assert made == str(rootfs / "etc" / "resolv.conf")
     assert (rootfs / "etc" / "resolv.conf").is_file()
+
+
+def test_without_follow_any_symlink_on_the_way_is_refused(tmp_path: Path) -> None:
+    """procfs and sysfs destinations (make_in_root without follow): a symlink as the last
+    component or as any parent fails with ELOOP, inside or out of the root, and nothing is
+    created anywhere; ``..`` is still clamped at the root."""
+    rootfs, outside = tmp_path / "rootfs", tmp_path / "outside"
+    (rootfs / "real").mkdir(parents=True)
+    outside.mkdir()
+    (rootfs / "inside").symlink_to("real")
+    (rootfs / "out").symlink_to(outside)
+    root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY)
+    try:
+        for path in ("/inside", "/inside/proc", "/out/proc", "/real/../inside/x"):
+            with pytest.raises(OSError) as info:
+                make_in_root(root, path, follow=False)
+            assert info.value.errno == errno.ELOOP, path
+        assert _target(make_in_root(root, "/../../real/proc", follow=False)) == \
+            str(rootfs / "real" / "proc")
+    finally:
+        os.close(root)
+    assert os.listdir(rootfs / "real") == ["proc"] and os.listdir(outside) == []

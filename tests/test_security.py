@@ -1,6 +1,7 @@
 """The container cannot reach the runtime: the waiting init is non-dumpable (its /proc entries
 belong to root, so a container user cannot open /proc/<pid>/exe, the host's Python) and holds
-no host fd but stdio and the O_PATH handle of its exec.fifo."""
+no host fd but stdio and the O_PATH handle of its exec.fifo. And the runtime writes no file
+through a symlink planted at a path its caller gave."""
 
 from __future__ import annotations
 
@@ -82,3 +83,22 @@ def test_waiting_init_is_not_dumpable_and_holds_no_host_fd(root: Path, bundle: P
         assert sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
     finally:
         ocirt(root, "delete", "--force", "sec1")
+
+
+def test_log_file_is_never_written_through_a_symlink(tmp_path: Path, root: Path) -> None:
+    """--log names a file in a directory others may write: a symlink planted there must not
+    make root append to (or create) another file. runc follows it; ocirt does not (the
+    entry is lost, the error still reaches stderr)."""
+    target = tmp_path / "target"
+    target.write_text("host file\n")
+    log = tmp_path / "log.json"
+    log.symlink_to(target)
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "created-through-link")
+    for path in (log, dangling):
+        res = ocirt(root, "--log", str(path), "--log-format", "json", "state", "no-such-ctr")
+        assert res.returncode != 0
+        assert res.stderr.splitlines() == ["ocirt: container does not exist"], res.stderr
+        assert path.is_symlink()
+    assert target.read_text() == "host file\n"
+    assert not (tmp_path / "created-through-link").exists()

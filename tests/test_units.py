@@ -1,8 +1,10 @@
-"""Small pure pieces: signal names, container ids, the state root, spec parsing, mount options."""
+"""Small pure pieces: signal names, container ids, the state root, spec parsing, mount options,
+the channel's error path."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -81,3 +83,20 @@ def test_mount_options() -> None:
     assert o.propagation == [sc.MS_PRIVATE | sc.MS_REC]
     assert o.data == "size=10m,mode=755"
     assert Options(["ro", "rw"]).flags == 0
+
+
+def test_a_peer_that_failed_is_heard_not_a_broken_pipe() -> None:
+    """An init that fails and exits before reading the runtime's next message: the runtime's
+    send must report the init's error, not EPIPE."""
+    from ocirt.process import channel
+
+    def fail(ch: channel.Channel) -> None:
+        raise ConfigError("mount proc to /proc: the init's own words")
+
+    pid, parent = channel.fork_child(fail)
+    try:
+        os.waitpid(pid, 0)  # gone, its read end closed with it
+        with pytest.raises(ConfigError, match="the init's own words"):
+            parent.send(channel.JOINED, state="{}")
+    finally:
+        parent.close()

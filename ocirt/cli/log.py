@@ -13,6 +13,10 @@ import time
 
 from .. import jsonio
 
+#: appended, never truncated; never opened through a symlink (the path is the caller's, in a
+#: directory others may write: a planted link must not make root append to another file)
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
 
 def _now() -> str:
     t = time.time()
@@ -31,8 +35,7 @@ class Log:
         """Create the file up front, as runc does: containerd opens it after any failed command
         and, when it is missing, reports "unable to retrieve OCI runtime error" instead."""
         try:
-            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                             0o644))
+            os.close(os.open(self.path, _FLAGS, 0o644))
         except OSError:
             pass
 
@@ -46,7 +49,7 @@ class Log:
                 sys.stderr.write(line + "\n")
             return
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, _FLAGS, 0o644)
         except OSError:
             return
         try:

@@ -8,12 +8,13 @@ process setup), write the state and the pid file. Any failure undoes every step.
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 from .. import hooks
 from .. import spec as spec_mod
 from ..cgroups.fs import Manager, resolve_paths
-from ..errors import ConfigError, ExistsError, OcirtError, SysError
+from ..errors import ConfigError, ExistsError, OcirtError, SysError, strerror
 from ..linux import proc
 from ..linux.proc import kill_and_wait
 from ..process import channel
@@ -22,6 +23,8 @@ from ..state import ContainerDir, State, Store, write_atomic
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..seccomp import Filter
 
 # sysctl prefixes and the namespace that makes them container-local (as runc validates).
@@ -98,9 +101,18 @@ def _seccomp(spec: spec_mod.Spec) -> Filter | None:
 
 
 def _rootfs(bundle: str, spec: spec_mod.Spec) -> str:
-    path = os.path.realpath(os.path.join(bundle, spec.root.path))
-    if not os.path.isdir(path):
-        raise ConfigError(f"rootfs ({path}) does not exist")
+    """root.path (relative to the bundle's real path): a directory whose path has no symlink in
+    it. A symlinked rootfs is refused, with runc's words: the rootfs must be what the bundle's
+    owner made it, not where a link planted in it (or along its path) leads."""
+    path = os.path.normpath(os.path.join(os.path.realpath(bundle), spec.root.path))
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"invalid rootfs: stat {path}: {strerror(exc.errno or 0)}") from None
+    if os.path.realpath(path) != path:
+        raise ConfigError("invalid rootfs: not an absolute path, or a symlink")
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"invalid rootfs: {path}: not a directory")
     return path
 
 
@@ -131,12 +143,11 @@ def _created_now() -> str:
 
 
 def create(store: Store, container_id: str, opts: Options,
-           spec: spec_mod.Spec | None = None) -> State:
-    """Create the container; on return its init waits for ``start``. ``spec``: the bundle's
-    config.json if the caller has read it already."""
+           loaded: tuple[spec_mod.Spec, dict[str, Any]] | None = None) -> State:
+    """Create the container; on return its init waits for ``start``. ``loaded``: the bundle's
+    config.json (parsed, and as read) if the caller has read it already."""
     cdir = store.container(container_id)
-    if spec is None:
-        spec, _ = spec_mod.load(opts.bundle)
+    spec, doc = loaded or spec_mod.load(opts.bundle)
     validate(spec, opts)
     rootfs = _rootfs(opts.bundle, spec)
     keep_fds, extra_env = _passed_fds(opts.preserve_fds)
@@ -213,7 +224,7 @@ def create(store: Store, container_id: str, opts: Options,
                 cgroups_path=spec.linux.cgroups_path, systemd_cgroup=opts.systemd_cgroup,
                 rootless=opts.rootless, own_pidns=pidns is not None and not pidns.path,
                 hooks={k: v for k, v in hook_json.items() if k in ("poststart", "poststop")},
-                owner=os.geteuid(), seccomp=spec.linux.seccomp)
+                owner=os.geteuid(), seccomp=spec.linux.seccomp, process=doc.get("process"))
             cdir.save(state)
             if opts.pid_file:
                 write_atomic(opts.pid_file, str(init_pid).encode(), 0o644)

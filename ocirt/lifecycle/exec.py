@@ -16,6 +16,7 @@ from . import status as st
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from ..spec import Process
+    from ..state import State
 
 
 class ExecOptions:
@@ -46,9 +47,9 @@ class ExecOptions:
         self.pidfd_socket = pidfd_socket
 
 
-def build_process(bundle: str, opts: ExecOptions) -> Process:
-    """The process to run: ``--process`` as given, or config.json's process with the command
-    line's args and overrides (as runc builds it)."""
+def build_process(state: State, opts: ExecOptions) -> Process:
+    """The process to run: ``--process`` as given, or config.json's process as ``create``
+    recorded it, with the command line's args and overrides (as runc builds it)."""
     if opts.process_file:
         try:
             with open(opts.process_file, "rb") as f:
@@ -60,10 +61,13 @@ def build_process(bundle: str, opts: ExecOptions) -> Process:
             raise ConfigError(f"{opts.process_file}: invalid JSON: {exc}") from None
     if not opts.args:
         raise ConfigError("exec requires a command, or --process")
-    spec, _ = spec_mod.load(bundle)
-    if spec.process is None:
-        raise ConfigError("config.json has no process to take defaults from")
-    proc = spec.process
+    if state.process is not None:
+        proc = spec_mod.parse_process(state.process)
+    else:  # created by an ocirt that did not record it: the bundle's is all there is
+        spec, _ = spec_mod.load(state.bundle)
+        if spec.process is None:
+            raise ConfigError("config.json has no process to take defaults from")
+        proc = spec.process
     proc.args = opts.args
     proc.terminal = opts.tty
     proc.console_size = None
@@ -106,7 +110,7 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
     if current == st.PAUSED and opts.ignore_paused:
         current = st.RUNNING
     st.require("exec", current, container_id)
-    proc = build_process(state.bundle, opts)
+    proc = build_process(state, opts)
     if opts.process_file and opts.tty:
         proc.terminal = True
     if proc.terminal and not opts.console_socket and opts.detach:

@@ -31,13 +31,13 @@ def run(store: Store, container_id: str, opts: create_mod.Options, detach: bool,
     if subreaper:
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     own_console = -1
-    spec, _ = load(opts.bundle)
+    spec, doc = load(opts.bundle)
     if not opts.console_socket and spec.process is not None and spec.process.terminal:
         from .. import console
 
         own_console, opts.console_fd = console.socket_pair()
     try:
-        state = create_mod.create(store, container_id, opts, spec)
+        state = create_mod.create(store, container_id, opts, (spec, doc))
     finally:
         if opts.console_fd >= 0:
             os.close(opts.console_fd)

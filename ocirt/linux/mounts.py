@@ -68,10 +68,12 @@ def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
-    """Open ``path`` as seen from ``root_fd`` treated as ``/``: nothing can resolve outside it."""
+def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH, follow: bool = True) -> int:
+    """Open ``path`` as seen from ``root_fd`` treated as ``/``: nothing can resolve outside it.
+    Without ``follow`` a symlink anywhere along the path fails the open with ELOOP."""
     return sc.openat2(root_fd, path.lstrip("/") or ".", flags,
-                      sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+                      sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
+                      | (0 if follow else sc.RESOLVE_NO_SYMLINKS))
 
 
 def resolve_in_root(root_fd: int, path: str) -> str:
@@ -103,20 +105,24 @@ def resolve_in_root(root_fd: int, path: str) -> str:
     return "/" + "/".join(resolved)
 
 
-def make_in_root(root_fd: int, path: str, directory: bool = True, mode: int = 0o755) -> int:
+def make_in_root(root_fd: int, path: str, directory: bool = True, mode: int = 0o755,
+                 follow: bool = True) -> int:
     """Create ``path`` (and its missing parents) inside the root; return an O_PATH fd to it.
 
     Symlinks along the path are followed inside the root (:func:`resolve_in_root`); each
     missing component is made with mkdirat() on its already-opened parent, and every open goes
     through openat2(RESOLVE_IN_ROOT), so nothing can be created or mounted outside the root.
+    Without ``follow``, a symlink anywhere along the path fails with ELOOP instead (``..`` is
+    still clamped at the root: with no symlink it means what it says).
     """
-    parts = [p for p in resolve_in_root(root_fd, path).split("/") if p]
+    clean = resolve_in_root(root_fd, path) if follow else os.path.normpath("/" + path)
+    parts = [p for p in clean.split("/") if p]
     parent = os.dup(root_fd)
     try:
         for i, name in enumerate(parts):
             last = i == len(parts) - 1
             try:
-                fd = open_in_root(root_fd, "/".join(parts[: i + 1]))
+                fd = open_in_root(root_fd, "/".join(parts[: i + 1]), follow=follow)
             except FileNotFoundError:
                 try:
                     if last and not directory:
@@ -126,13 +132,34 @@ def make_in_root(root_fd: int, path: str, directory: bool = True, mode: int = 0o
                         os.mkdir(name, mode, dir_fd=parent)
                 except FileExistsError:
                     pass
-                fd = open_in_root(root_fd, "/".join(parts[: i + 1]))
+                fd = open_in_root(root_fd, "/".join(parts[: i + 1]), follow=follow)
             os.close(parent)
             parent = fd
         return parent if parts else parent
     except BaseException:
         os.close(parent)
         raise
+
+
+def mount_table() -> list[tuple[str, str, str]]:
+    """(mount point, root of the mount within its filesystem, filesystem type) for each line
+    of /proc/self/mountinfo, in its order (a mount after the one it is mounted on)."""
+    table = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index(b"-", 6) + 1]
+            table.append((_unescape(fields[4]), _unescape(fields[3]), os.fsdecode(fstype)))
+    return table
+
+
+def _unescape(field: bytes) -> str:
+    """A mountinfo path: the kernel writes space, tab, newline and backslash as ``\\ooo``."""
+    head, *rest = field.split(b"\\")
+    out = [head]
+    for piece in rest:
+        out += [bytes((int(piece[:3], 8),)), piece[3:]]
+    return os.fsdecode(b"".join(out))
 
 
 def is_dir_fd(fd: int) -> bool:

@@ -46,7 +46,13 @@ class Channel:
 
     def send(self, msg_type: str, **fields: Any) -> None:
         payload = jsonio.dumps({"type": msg_type, **fields}).encode()
-        os.write(self.wfd, struct.pack("=I", len(payload)) + payload)
+        try:
+            os.write(self.wfd, struct.pack("=I", len(payload)) + payload)
+        except BrokenPipeError:
+            # The peer failed and exited while we were answering it: its error is still in
+            # the pipe, and it, not "broken pipe", is what the caller must hear.
+            self.recv()
+            raise ChannelClosed("container init exited before it was ready") from None
 
     def send_error(self, exc: BaseException) -> None:
         if isinstance(exc, errors.OcirtError):
