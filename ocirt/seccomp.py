@@ -169,7 +169,67 @@ def compile_bpf(profile: dict[str, Any]) -> bytes:
     with tempfile.TemporaryFile() as f:
         filt.export_bpf(f)
         f.seek(0)
-        return f.read()
+        program = f.read()
+    return enosys_stub(ps, profile, arches) + program
+
+
+# Classic BPF, as struct sock_filter {u16 code; u8 jt; u8 jf; u32 k} (linux/filter.h).
+_LD_ABS, _JEQ, _JGT, _JSET, _JA, _RET = 0x20, 0x15, 0x25, 0x45, 0x05, 0x06
+_X32_BIT = 0x40000000
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_RET_ENOSYS = ACTIONS["SCMP_ACT_ERRNO"] | errno.ENOSYS
+
+
+def enosys_stub(ps: Any, profile: dict[str, Any], arches: list[int]) -> bytes:
+    """A prefix for the program that answers ENOSYS to a syscall newer than any the profile
+    names (for its architecture), as runc does: a program then falls back from a syscall its
+    kernel (as far as the profile knows) lacks, instead of failing with the default errno.
+    Nothing for a permissive default action, or one whose errno is ENOSYS already."""
+    default = profile["defaultAction"]
+    if default in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG") or (
+            default == "SCMP_ACT_ERRNO" and profile.get("defaultErrnoRet") == errno.ENOSYS):
+        return b""
+    names = [n for rule in profile.get("syscalls") or [] for n in rule["names"]]
+    # audit arch -> (largest plain syscall, largest x32 syscall); x32 shares x86_64's audit
+    # arch and marks its syscall numbers with bit 30
+    last: dict[int, list[int]] = {}
+    for arch in arches:
+        x32 = arch == ps.Arch.X32
+        audit = _AUDIT_ARCH_X86_64 if x32 else int(arch)
+        numbers = [ps.resolve_syscall(arch, n) for n in names]
+        largest = max((nr for nr in numbers if nr >= 0), default=-1)
+        if largest >= 0:
+            last.setdefault(audit, [-1, -1])[1 if x32 else 0] = largest
+    # Labels resolve forward only; each arch's section: plain numbers, then x32 ones.
+    code: list[tuple[int, int | str, int | str, int | str]] = [(_LD_ABS, 0, 0, 4)]
+    for audit in last:
+        code.append((_JEQ, f"arch{audit}", 0, audit))
+    code.append((_JA, 0, 0, "filter"))
+    labels: dict[str, int] = {}
+    for audit, (plain, x32) in last.items():
+        labels[f"arch{audit}"] = len(code)
+        code.append((_LD_ABS, 0, 0, 0))
+        if audit == _AUDIT_ARCH_X86_64:
+            code.append((_JSET, f"x32{audit}", 0, _X32_BIT))
+        code.append((_JGT, "enosys", "filter", plain) if plain >= 0 else (_JA, 0, 0, "filter"))
+        if audit == _AUDIT_ARCH_X86_64:
+            labels[f"x32{audit}"] = len(code)
+            code.append((_JGT, "enosys", "filter", x32) if x32 >= 0 else (_JA, 0, 0, "filter"))
+    labels["enosys"] = len(code)
+    code.append((_RET, 0, 0, _RET_ENOSYS))
+    labels["filter"] = len(code)
+    import struct
+
+    def offset(target: int | str, at: int) -> int:
+        return target if isinstance(target, int) else labels[target] - at - 1
+
+    out = bytearray()
+    for at, (op, jt, jf, k) in enumerate(code):
+        if op == _JA:
+            out += struct.pack("=HBBI", op, 0, 0, offset(k, at))
+        else:
+            out += struct.pack("=HBBI", op, offset(jt, at), offset(jf, at), int(k))
+    return bytes(out)
 
 
 def _add_rules(ps: Any, filt: Any, profile: dict[str, Any], default: int, compat: bool) -> None:
@@ -206,7 +266,7 @@ def _add_rules(ps: Any, filt: Any, profile: dict[str, Any], default: int, compat
 # anything else (a corrupted, truncated or planted file, a symlink, a FIFO) is compiled again.
 _CACHE_MAGIC = b"ocirt-seccomp-bpf-1\n"
 #: bump when compile_bpf() would compile a profile differently
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _BPF_MAXINSNS = 4096
 
 

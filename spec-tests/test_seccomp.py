@@ -161,6 +161,24 @@ def test_default_errno_ret(ctr: Containers) -> None:
     assert "touched" in out, out
 
 
+@pytest.mark.skipif(not X86_64, reason="the allow-list is built from the x86_64 syscall table")
+@pytest.mark.needs_probe
+def test_syscall_newer_than_the_profile_gets_enosys(ctr: Containers, probe: str) -> None:
+    """A syscall number above every syscall the profile names fails with ENOSYS, not with the
+    default errno, so that programs fall back from syscalls the profile does not know (as
+    runc); one the profile leaves out below that still gets the default errno."""
+    names = [n for n in native_syscall_names() if n not in ("mkdir", "mkdirat")]
+    if len(names) < 300:
+        pytest.skip("kernel headers with the x86_64 syscall table (asm/unistd_64.h) not found")
+    b = ctr.bundle([probe, "syscall", "1000", str(NR_MKDIR)])
+    b.linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
+    }
+    assert ctr.output(b).splitlines() == ["1000 errno=38", f"{NR_MKDIR} errno=1"]
+
+
 def test_unknown_syscall_name_is_skipped(ctr: Containers) -> None:
     """A syscall name the runtime's seccomp library does not know (a newer kernel's, or a
     typo) is skipped: the container starts and the rest of the rule applies."""

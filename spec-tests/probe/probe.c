@@ -13,6 +13,7 @@
  *   probe sockname <fd>  "<family> <path>" of a socket fd (unix sockets)
  *   probe keyring        the serial number of the session keyring (decimal)
  *   probe alloc <MiB>    allocate and touch MiB mebibytes, then print "allocated <MiB>"
+ *   probe syscall <nr>... make each system call (no arguments): "<nr> errno=<n or 0>"
  *   probe exewatch <sec> [<dev>:<ino>...] [memfd]
  *                        for <sec> seconds, open every other process's /proc/<pid>/exe with
  *                        O_PATH as soon as it appears (CVE-2019-5736) and keep it; for each
@@ -183,6 +184,17 @@ static int cmd_keyring(void)
     return 0;
 }
 
+/* Each number as a system call without arguments: "<nr> errno=<n>" (0 when it succeeded). */
+static int cmd_syscall(int n, char **numbers)
+{
+    for (int i = 0; i < n; i++) {
+        errno = 0;
+        long ret = syscall(atol(numbers[i]), 0, 0, 0, 0, 0, 0);
+        printf("%s errno=%d\n", numbers[i], ret < 0 ? errno : 0);
+    }
+    return 0;
+}
+
 static int cmd_alloc(const char *arg)
 {
     long mib = atol(arg);
@@ -334,7 +346,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr,
-                "usage: probe fds|rlimits|umask|winsize|ids|sockname FD|keyring|alloc MIB|exewatch SEC [DEV:INO...]\n");
+                "usage: probe fds|rlimits|umask|winsize|ids|sockname FD|keyring|alloc MIB|syscall NR...|exewatch SEC [DEV:INO...]\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -354,6 +366,8 @@ int main(int argc, char **argv)
         return cmd_keyring();
     if (strcmp(cmd, "alloc") == 0 && argc > 2)
         return cmd_alloc(argv[2]);
+    if (strcmp(cmd, "syscall") == 0 && argc > 2)
+        return cmd_syscall(argc - 2, argv + 2);
     if (strcmp(cmd, "exewatch") == 0 && argc > 2)
         return cmd_exewatch(argv[2], argv + 3, argc - 3);
     fprintf(stderr, "probe: unknown command %s\n", cmd);
