@@ -233,6 +233,25 @@ def test_poststart_runs_after_user_process_started(ctr: Containers) -> None:
     assert hooks.record("poststart")["comm"] == "sleep"
 
 
+@pytest.mark.parametrize("nnp", [False, True])
+def test_start_container_hook_runs_under_the_seccomp_filter(ctr: Containers, nnp: bool) -> None:
+    """startContainer hooks run in the container as its process will, under its seccomp filter
+    (as runc runs them), with and without no_new_privileges (which loads the filter late)."""
+    b = ctr.bundle(["true"])
+    hooks = Hooks(b)
+    (b.rootfs / "st-seccomp-hook.sh").write_text(
+        "#!/bin/sh\n/bin/grep ^Seccomp: /proc/self/status > /hooklog/seccomp\n")
+    (b.rootfs / "st-seccomp-hook.sh").chmod(0o755)
+    b.config["hooks"]["startContainer"] = [{"path": "/st-seccomp-hook.sh"}]
+    b.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                          "syscalls": [{"names": ["swapon"], "action": "SCMP_ACT_ERRNO"}]}
+    b.process["noNewPrivileges"] = nnp
+    ctr.create(b)
+    ctr.start(b.id)
+    ctr.wait_stopped(b.id)
+    assert (hooks.dir / "seccomp").read_text().split() == ["Seccomp:", "2"]
+
+
 @pytest.mark.parametrize("name", ["prestart", "createRuntime", "createContainer"])
 def test_failing_create_hook_fails_create(ctr: Containers, name: str) -> None:
     b = ctr.bundle(["sleep", "100"])

@@ -46,9 +46,11 @@ def _read_rest(fd: int) -> str:
 
 
 def _release(fifo: str, pid: int) -> None:
-    """Open the fifo for reading (unblocking the init's open) and wait for its byte, or for the
-    init to die. The pidfd comes first: once the fifo is open the init may answer, exec and
-    exit (and be reaped) before we look."""
+    """Open the fifo for reading (unblocking the init's open) and wait for its answer: "0"
+    when its startContainer hooks passed, then end of file when it execs (the fifo is
+    close-on-exec); "1" and a message when anything failed (see process/init.py); end of file
+    alone when it died. The pidfd comes first: once the fifo is open the init may answer, exec
+    and exit (and be reaped) before we look."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
@@ -68,9 +70,12 @@ def _release(fifo: str, pid: int) -> None:
             events = dict(poller.poll())
             if events.get(fd, 0) & select.POLLIN:
                 first = os.read(fd, 1)
-                if first == b"0":
+                if first == b"0":  # the hooks passed: what follows is the exec's outcome
+                    rest = _read_rest(fd)
+                    if rest.startswith("1"):
+                        raise OcirtError(rest[1:] or "container init failed to start")
                     return
-                if first == b"1":  # the init failed (a startContainer hook): its message follows
+                if first == b"1":  # the init failed: its message follows
                     raise OcirtError(_read_rest(fd) or "container init failed to start")
             if pidfd in events or events.get(fd, 0) & select.POLLHUP:
                 raise OcirtError("cannot start a container that has stopped")

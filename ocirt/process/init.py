@@ -15,7 +15,7 @@ import os
 
 from .. import hooks, jsonio, rootfs
 from ..cgroups import fs as cgroups
-from ..errors import ConfigError, OcirtError, SysError
+from ..errors import ConfigError, OcirtError, SysError, strerror
 from ..linux import syscalls as sc
 from . import channel, setup
 
@@ -99,27 +99,69 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
         _load_seccomp(req.seccomp, state)
     setup.become_user(proc)
 
-    # 9. The executable must exist now, so that "not found" is a create error.
+    # 9. The executable must exist now, so that "not found" is a create error. With
+    #    no_new_privs the filter comes last, as close to execve as create allows (as runc: the
+    #    wait for start and the startContainer hooks run under it, and a filter that cannot be
+    #    loaded fails create, not the container after start).
     path, env = setup.find_program(proc, req.extra_env)
+    if req.seccomp is not None and proc.no_new_privileges:
+        _load_seccomp(req.seccomp, state)
 
     # 10. Ready: the runtime records the container and returns; we wait for start.
     ch.send(channel.READY)
-    ch.expect(channel.COMMITTED)
-    ch.close()
-    fifo = _wait_for_start(req.fifo_fd)
-
-    # 11. startContainer hooks, inside the container; their result goes to ``start``; exec.
-    state = state.replace(b'"status": "creating"', b'"status": "created"')
     try:
-        hooks.run("startContainer", req.hooks.get("startContainer", []), state)
-    except OcirtError as exc:
-        os.write(fifo, b"1" + exc.message.encode())
+        ch.expect(channel.COMMITTED)
+    except channel.ChannelClosed:
+        os._exit(1)  # create failed after all, and undoes us: it has its own error to tell
+    except BaseException as exc:  # noqa: B036 - create may have returned: tell the container
+        _report(f"wait for the runtime: {_describe(exc)}", -1)
         os._exit(1)
-    os.write(fifo, b"0")
-    os.close(fifo)
-    if req.seccomp is not None and proc.no_new_privileges:
-        _load_seccomp(req.seccomp, state)
-    setup.exec_process(path, proc.args, env, req.stub_fd)
+    ch.close()
+    _start(req, path, env, state.replace(b'"status": "creating"', b'"status": "created"'))
+
+
+def _start(req: InitRequest, path: str, env: dict[str, str], state: bytes) -> NoReturn:
+    """11. Wait for start, run the startContainer hooks inside the container, exec.
+
+    create has returned, so a failure from here on has no channel to travel: it is written
+    on the container's stderr and, once ``start`` has opened exec.fifo, sent to it there ("1"
+    and the message; "0" means the hooks passed), where ``start`` reads until the fifo closes
+    on execve."""
+    proc = req.spec.process
+    assert proc is not None
+    fifo = -1
+    step = "wait for start"
+    try:
+        fifo = _wait_for_start(req.fifo_fd)
+        step = "startContainer hook"
+        hooks.run("startContainer", req.hooks.get("startContainer", []), state)
+        step = "report to start"
+        os.write(fifo, b"0")
+        step = "exec"
+        setup.exec_process(path, proc.args, env, req.stub_fd,
+                           report=lambda message: _report(message, fifo))
+    except OcirtError as exc:
+        _report(exc.message, fifo)
+    except BaseException as exc:  # noqa: B036 - no traceback, and the process must end here
+        _report(f"{step}: {_describe(exc)}", fifo)
+    os._exit(1)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OcirtError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.errno:
+        return strerror(exc.errno)
+    return type(exc).__name__
+
+
+def _report(message: str, fifo: int) -> None:
+    for fd, data in ((2, f"ocirt: {message}\n".encode()), (fifo, b"1" + message.encode())):
+        if fd >= 0:
+            try:
+                os.write(fd, data)
+            except OSError:
+                pass
 
 
 def _load_seccomp(filt: Filter, state: bytes) -> None:
@@ -191,7 +233,10 @@ def _wait_for_start(fifo_fd: int) -> int:
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise SysError("open exec fifo", exc.errno or 0) from None
-    for sig in _FATAL_WHILE_WAITING:
-        signal.signal(sig, signal.SIG_DFL)
-    os.close(fifo_fd)
+    try:
+        for sig in _FATAL_WHILE_WAITING:
+            signal.signal(sig, signal.SIG_DFL)
+        os.close(fifo_fd)
+    except OSError:
+        pass  # both only tidy up before execve (the O_PATH fd is close-on-exec)
     return fd
