@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import SPEC_VERSION, __version__
 from .capabilities import NAMES, last_cap
-from .linux.mounts import _FLAGS, PROPAGATION
+from .linux.mounts import _FLAGS, PROPAGATION, RECURSIVE
 from .spec import HOOK_KINDS, NAMESPACE_TYPES
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
@@ -38,7 +38,7 @@ def features() -> dict[str, Any]:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,
         "hooks": list(HOOK_KINDS),
-        "mountOptions": sorted([*_FLAGS, *PROPAGATION, "tmpcopyup"]),
+        "mountOptions": sorted([*_FLAGS, *PROPAGATION, *RECURSIVE, "tmpcopyup"]),
         "linux": {
             "namespaces": list(NAMESPACE_TYPES),
             "capabilities": list(NAMES[: last_cap() + 1]),

@@ -18,6 +18,7 @@ import stat
 from .cgroups import detect
 from .errors import ConfigError, OcirtError, SysError, strerror
 from .linux import syscalls as sc
+from .linux.copytree import copy_tree
 from .linux.mounts import (
     PROPAGATION,
     Options,
@@ -65,6 +66,8 @@ class Context:
         #: called before a cgroup filesystem is mounted in a new cgroup namespace: returns once
         #: that namespace exists (the init makes it when it has joined its cgroups)
         self.cgroupns_ready = cgroupns_ready
+        #: the flags of a read-only /dev tmpfs, mounted writable until /dev is filled
+        self.readonly_dev = 0
 
 
 def prepare(ctx: Context) -> None:
@@ -87,6 +90,11 @@ def prepare(ctx: Context) -> None:
             _setup_dev(ctx, root_fd)
         for dev in spec.linux.devices:
             _make_device(ctx, root_fd, dev)
+        if ctx.readonly_dev:
+            try:
+                _remount_at(root_fd, "/dev", ctx.readonly_dev)
+            except OSError as exc:
+                raise _fail("remount /dev read-only", exc) from None
         if spec.process is not None:
             try:
                 os.close(make_in_root(root_fd, spec.process.cwd))
@@ -122,9 +130,20 @@ def _mount_entry(ctx: Context, root_fd: int, m: Mount) -> None:
                                      and len(ctx.cgroup_paths) == 1):
             _mount_cgroups(ctx, root_fd, m, opts)
         else:
+            existed = _exists(root_fd, m.destination)
             fd = _destination(root_fd, m)
             try:
-                mount_at(fd, m.source or m.type or "none", m.type or None, opts.flags, opts.data)
+                if m.type == "tmpfs":
+                    _mount_tmpfs(ctx, root_fd, fd, m, opts, existed)
+                else:
+                    mount_at(fd, m.source or m.type or "none", m.type or None, opts.flags,
+                             opts.data)
+            finally:
+                os.close(fd)
+        if opts.attr_set or opts.attr_clr:
+            fd = open_in_root(root_fd, m.destination)
+            try:
+                sc.mount_setattr_recursive(fd, opts.attr_set, opts.attr_clr)
             finally:
                 os.close(fd)
         _propagate(root_fd, m.destination, opts)
@@ -160,6 +179,45 @@ def _destination(root_fd: int, m: Mount) -> int:
         os.close(fd)
         raise _NotOrdinaryDirectory
     return fd
+
+
+def _exists(root_fd: int, path: str) -> bool:
+    try:
+        os.close(open_in_root(root_fd, path))
+    except OSError:
+        return False
+    return True
+
+
+def _mount_tmpfs(ctx: Context, root_fd: int, fd: int, m: Mount, opts: Options,
+                 existed: bool) -> None:
+    """A tmpfs, as runc mounts one: on a directory that existed, without ``mode=``, with that
+    directory's mode; with ``tmpcopyup``, holding a copy of what the directory held (podman
+    asks for it on every tmpfs); read-only /dev only once it is filled (see :func:`prepare`)."""
+    data, flags = opts.data, opts.flags
+    if not any(item.startswith("mode=") for item in data.split(",")) and existed:
+        data = ",".join(filter(None, [data, f"mode={stat.S_IMODE(os.fstat(fd).st_mode):o}"]))
+    if m.destination.rstrip("/") == "/dev" and flags & sc.MS_RDONLY:
+        ctx.readonly_dev = flags
+        flags &= ~sc.MS_RDONLY
+    source = -1
+    if "tmpcopyup" in m.options:
+        source = os.open(fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        mount_at(fd, m.source or "tmpfs", "tmpfs", flags & ~sc.MS_RDONLY if source >= 0
+                 else flags, data)
+        if source >= 0:
+            new = open_in_root(root_fd, m.destination,
+                               os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                copy_tree(source, new)
+            finally:
+                os.close(new)
+            if flags & sc.MS_RDONLY:
+                _remount_at(root_fd, m.destination, flags)
+    finally:
+        if source >= 0:
+            os.close(source)
 
 
 def _bind(ctx: Context, root_fd: int, m: Mount, opts: Options) -> None:
@@ -272,11 +330,6 @@ def _setup_dev(ctx: Context, root_fd: int) -> None:
                 if name == "ptmx":  # a ptmx node from the rootfs: replace it by the link
                     os.unlink(name, dir_fd=dev_fd)
                     os.symlink(target, name, dir_fd=dev_fd)
-        for name in ("pts", "shm"):
-            try:
-                os.mkdir(name, 0o755, dir_fd=dev_fd)
-            except FileExistsError:
-                pass
     except OSError as exc:
         raise _fail("set up /dev", exc) from None
     finally:

@@ -7,6 +7,8 @@ that ``create`` never imports jsonschema.
 
 from __future__ import annotations
 
+import os
+
 from . import jsonio
 from .errors import ConfigError
 
@@ -389,7 +391,11 @@ def _linux(r: _Reader) -> Linux:
         kind = d.get("type", str, required=True)
         if kind not in ("c", "b", "u", "p"):
             raise ConfigError(f"config.json: {d.pointer}/type: unknown device type {kind!r}")
-        devices.append(Device(kind, _absolute(d.get("path", str, required=True), f"{d.pointer}/path"),
+        path = _absolute(d.get("path", str, required=True), f"{d.pointer}/path")
+        path = "/" + os.path.normpath(path).lstrip("/")  # "/dev//fuse/" is /dev/fuse (as runc)
+        if path == "/":
+            raise ConfigError(f"config.json: {d.pointer}/path: a device cannot be /")
+        devices.append(Device(kind, path,
                               d.get("major", int, 0), d.get("minor", int, 0), d.uint("fileMode"),
                               d.uint("uid"), d.uint("gid")))
     propagation = r.get("rootfsPropagation", str, "")

@@ -334,3 +334,85 @@ def test_rootfs_propagation_private(ctr: Containers) -> None:
     b.linux["rootfsPropagation"] = "private"
     root = mount_at(parse_mountinfo(ctr.output(b)), "/")
     assert "shared:" not in root["optional"] and "master:" not in root["optional"], root
+
+
+# --------------------------------------------------------------------------------------------
+# tmpfs details, recursive read-only, /dev variants (what podman and runc users rely on)
+# --------------------------------------------------------------------------------------------
+
+
+def test_tmpfs_without_mode_keeps_the_directory_mode(ctr: Containers) -> None:
+    """A tmpfs mounted without mode= on a directory that exists takes that directory's mode
+    (as runc); on one the runtime creates, tmpfs's own default (1777)."""
+    b = ctr.bundle(["stat", "-c", "%a", "/mnt/kept", "/mnt/new"])
+    (b.rootfs / "mnt" / "kept").mkdir(parents=True)
+    os.chmod(b.rootfs / "mnt" / "kept", 0o750)
+    for dest in ("/mnt/kept", "/mnt/new"):
+        b.mount(destination=dest, type="tmpfs", source="tmpfs", options=["size=1m"])
+    assert ctr.output(b).split() == ["750", "1777"]
+
+
+def test_tmpcopyup_copies_the_directory_into_the_tmpfs(ctr: Containers) -> None:
+    """tmpcopyup (podman adds it to every tmpfs): the tmpfs starts with what the directory held,
+    files, subdirectories, symlinks (not followed), modes and owners; writes stay in it."""
+    b = ctr.bundle(["sh", "-c", "cat /data/a /data/sub/b; readlink /data/link; "
+                                "stat -c '%a %u:%g' /data/sub /data/a; "
+                                "echo new > /data/c; grep ' /data ' /proc/self/mountinfo"])
+    data = b.rootfs / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "a").write_text("file a\n")
+    (data / "sub" / "b").write_text("file b\n")
+    (data / "link").symlink_to("/etc/passwd")
+    os.chmod(data / "sub", 0o705)
+    os.chown(data / "a", 1000, 1000)
+    os.chmod(data / "a", 0o640)
+    b.mount(destination="/data", type="tmpfs", source="tmpfs",
+            options=["tmpcopyup", "size=1m"])
+    lines = ctr.output(b).splitlines()
+    assert lines[:5] == ["file a", "file b", "/etc/passwd", "705 0:0", "640 1000:1000"], lines
+    assert " - tmpfs " in lines[5], lines
+    assert not (data / "c").exists()  # the write went to the tmpfs, not to the rootfs
+
+
+def test_rro_makes_submounts_read_only(ctr: Containers, workdir: Path) -> None:
+    """rro (mount_setattr with AT_RECURSIVE): a recursive bind is read-only with every mount
+    below it, where plain ro leaves the submounts writable; the original tree stays writable."""
+    outer = workdir / "outer"
+    (outer / "inner").mkdir(parents=True)
+    probe = "; ".join(f"touch {p}/x 2>/dev/null; echo $?" for p in
+                      ("/mnt/r", "/mnt/r/inner", "/mnt/plain/inner", "/mnt/o/inner"))
+    b = ctr.bundle(["sh", "-c", probe])
+    b.mount(destination="/mnt/o", type="bind", source=str(outer), options=["rbind"])
+    b.mount(destination="/mnt/o/inner", type="tmpfs", source="tmpfs", options=["size=1m"])
+    # sources are host paths: the rootfs's /mnt/o, with the two mounts above, in the new
+    # mount namespace
+    tree = str(b.rootfs / "mnt" / "o")
+    b.mount(destination="/mnt/r", type="bind", source=tree, options=["rbind", "rro"])
+    b.mount(destination="/mnt/plain", type="bind", source=tree, options=["rbind", "ro"])
+    assert ctr.output(b).split() == ["1", "1", "0", "0"]
+
+
+def test_read_only_dev(ctr: Containers) -> None:
+    """A read-only /dev tmpfs works: the runtime fills /dev (devpts, devices, links) first
+    and makes it read-only after."""
+    b = ctr.bundle(["sh", "-c", "test -c /dev/null && test -L /dev/fd && echo filled; "
+                                "touch /dev/x 2>/dev/null; echo rc=$?"])
+    dev = next(m for m in b.config["mounts"] if m["destination"] == "/dev")
+    dev["options"] = [*dev["options"], "ro"]
+    assert ctr.output(b).split() == ["filled", "rc=1"]
+
+
+def test_no_dev_shm_unless_mounted(ctr: Containers) -> None:
+    """/dev/shm exists only when the config mounts it (podman's --ipc=none expects none)."""
+    b = ctr.bundle(["sh", "-c", "test -e /dev/shm && echo present || echo absent"])
+    b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/dev/shm"]
+    assert ctr.output(b) == "absent\n"
+
+
+@pytest.mark.parametrize("path", ["/dev/st-zero/", "//dev//st-zero"])
+def test_device_path_is_normalised(ctr: Containers, path: str) -> None:
+    """linux.devices paths are cleaned (a trailing slash, doubled slashes), as runc does."""
+    b = ctr.bundle(["stat", "-c", "%n|%t|%T", "/dev/st-zero"])
+    b.linux["devices"] = [{"path": path, "type": "c", "major": 1, "minor": 5,
+                           "fileMode": 0o666}]
+    assert ctr.output(b) == "/dev/st-zero|1|5\n"

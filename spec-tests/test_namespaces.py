@@ -187,3 +187,9 @@ def test_time_namespace_offsets(ctr: Containers) -> None:
     assert offsets["boottime"] == [str(1000 * 86400), "0"]
     host_uptime = float(Path("/proc/uptime").read_text().split()[0])
     assert int(lines[2]) >= host_uptime + 1000 * 86400 - 5
+
+
+def test_loopback_is_up_in_a_new_network_namespace(ctr: Containers) -> None:
+    """In a new network namespace lo is up (IFF_UP), as runc leaves it: 127.0.0.1 works."""
+    b = ctr.bundle(["cat", "/sys/class/net/lo/flags"])
+    assert int(ctr.output(b).strip(), 16) & 0x1, "lo is down"

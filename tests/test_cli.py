@@ -122,7 +122,8 @@ def test_features_reports_only_what_works() -> None:
     assert set(linux["namespaces"]) == {"pid", "network", "mount", "ipc", "uts", "user",
                                         "cgroup", "time"}
     assert linux["mountExtensions"]["idmap"]["enabled"] is False
-    assert "rro" not in doc["mountOptions"]
+    # recursive attributes and tmpcopyup are implemented (spec-tests/test_filesystem.py)
+    assert {"rro", "rrw", "rnosuid", "rnodev", "rnoexec", "tmpcopyup"} <= set(doc["mountOptions"])
     assert "CAP_SYS_ADMIN" in linux["capabilities"]
 
 

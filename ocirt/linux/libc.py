@@ -10,9 +10,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 _NR = {  # x86_64 and aarch64 share none of these numbers; pick by machine.
     "x86_64": {"ioprio_set": 251, "sched_setattr": 314, "rt_sigaction": 13, "pivot_root": 155, "setns": 308, "unshare": 272, "openat2": 437, "pidfd_open": 434,
-               "pidfd_send_signal": 424, "close_range": 436, "clone3": 435},
+               "pidfd_send_signal": 424, "close_range": 436, "clone3": 435, "mount_setattr": 442},
     "aarch64": {"ioprio_set": 30, "sched_setattr": 274, "rt_sigaction": 134, "pivot_root": 41, "setns": 268, "unshare": 97, "openat2": 437, "pidfd_open": 434,
-                "pidfd_send_signal": 424, "close_range": 436, "clone3": 435},
+                "pidfd_send_signal": 424, "close_range": 436, "clone3": 435, "mount_setattr": 442},
 }[os.uname().machine]
 
 
@@ -129,6 +129,16 @@ def default_signal(sig: int) -> None:
     """rt_sigaction(sig, SIG_DFL) straight to the kernel, for the signals libc refuses."""
     act = ctypes.create_string_buffer(32)  # handler SIG_DFL (0), no flags, empty mask
     _libc.syscall(_NR["rt_sigaction"], sig, act, None, 8)
+
+
+_AT_EMPTY_PATH, _AT_RECURSIVE = 0x1000, 0x8000
+
+
+def mount_setattr_recursive(fd: int, attr_set: int, attr_clr: int) -> None:
+    """mount_setattr(2) on the mount ``fd`` is the root of and every mount below it."""
+    attr = struct.pack("=QQQQ", attr_set, attr_clr, 0, 0)  # struct mount_attr
+    _check(_libc.syscall(_NR["mount_setattr"], fd, b"", _AT_EMPTY_PATH | _AT_RECURSIVE, attr,
+                         ctypes.c_size_t(len(attr))), "mount_setattr")
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:

@@ -36,23 +36,39 @@ PROPAGATION = {
     "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
 
+#: Recursive mount attributes (mount_setattr(2) with AT_RECURSIVE): name -> (attr, clear).
+RECURSIVE = {
+    "rro": (sc.MOUNT_ATTR_RDONLY, False), "rrw": (sc.MOUNT_ATTR_RDONLY, True),
+    "rnosuid": (sc.MOUNT_ATTR_NOSUID, False), "rsuid": (sc.MOUNT_ATTR_NOSUID, True),
+    "rnodev": (sc.MOUNT_ATTR_NODEV, False), "rdev": (sc.MOUNT_ATTR_NODEV, True),
+    "rnoexec": (sc.MOUNT_ATTR_NOEXEC, False), "rexec": (sc.MOUNT_ATTR_NOEXEC, True),
+}
+
 #: Options this runtime understands but does not pass to the kernel.
 IGNORED = frozenset(("tmpcopyup",))
 
 
 class Options:
-    """A mount's options split into mount(2) flags, propagation flags and filesystem data."""
+    """A mount's options split into mount(2) flags, propagation flags, recursive attributes
+    (set and cleared) and filesystem data."""
 
-    __slots__ = ("flags", "propagation", "data")
+    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data")
 
     def __init__(self, options: list[str]) -> None:
         self.flags = 0
         self.propagation: list[int] = []
+        self.attr_set = self.attr_clr = 0
         data = []
         for opt in options:
             if opt in _FLAGS:
                 flag, clear = _FLAGS[opt]
                 self.flags = self.flags & ~flag if clear else self.flags | flag
+            elif opt in RECURSIVE:
+                attr, clear = RECURSIVE[opt]
+                if clear:
+                    self.attr_clr, self.attr_set = self.attr_clr | attr, self.attr_set & ~attr
+                else:
+                    self.attr_set, self.attr_clr = self.attr_set | attr, self.attr_clr & ~attr
             elif opt in PROPAGATION:
                 self.propagation.append(PROPAGATION[opt])
             elif opt not in IGNORED:

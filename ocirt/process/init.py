@@ -16,6 +16,7 @@ import os
 from .. import hooks, jsonio, rootfs
 from ..cgroups import fs as cgroups
 from ..errors import ConfigError, OcirtError, SysError, strerror
+from ..linux import netdev
 from ..linux import syscalls as sc
 from . import channel, setup
 
@@ -49,6 +50,9 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     os.setsid()
     os.umask(0)
     _join_session_keyring(req.new_keyring)
+    network = spec.linux.namespace("network")
+    if network is not None and not network.path:
+        _call(netdev.loopback_up, what="bring up the loopback interface")
 
     # 1. The filesystem: mounts, /dev and devices inside the new mount namespace (a cgroup
     #    mount in a new cgroup namespace needs us in our cgroups first: see _CgroupsJoined).
