@@ -132,6 +132,17 @@ def test_log_json_on_error(rt: Runtime, workdir: Path) -> None:
     assert datetime.fromisoformat(last["time"].replace("Z", "+00:00")).tzinfo is not None
 
 
+def test_log_that_cannot_be_opened_is_an_error(rt: Runtime, workdir: Path) -> None:
+    """--log naming a file that cannot be created fails the command (exit 1, one line naming
+    the file), as runc does; --version still answers."""
+    log = workdir / "no-such-dir" / "log.json"
+    res = rt("list", global_args=["--log", str(log)])
+    assert res.returncode == 1
+    assert res.stderr.count("\n") == 1 and str(log) in res.stderr, res.describe()
+    assert "no such file or directory" in res.stderr
+    assert rt("--version", global_args=["--log", str(log)]).returncode == 0
+
+
 def test_log_appends(rt: Runtime, workdir: Path) -> None:
     log = workdir / "log.json"
     log.write_text('{"level":"info","msg":"pre-existing","time":"2024-01-01T00:00:00Z"}\n')

@@ -12,6 +12,7 @@ import sys
 import time
 
 from .. import jsonio
+from ..errors import SysError
 
 #: appended, never truncated; never opened through a symlink (the path is the caller's, in a
 #: directory others may write: a planted link must not make root append to another file)
@@ -36,8 +37,9 @@ class Log:
         and, when it is missing, reports "unable to retrieve OCI runtime error" instead."""
         try:
             os.close(os.open(self.path, _FLAGS, 0o644))
-        except OSError:
-            pass
+        except OSError as exc:  # as runc: a log that cannot be written is an error
+            self.path = ""
+            raise SysError(f"open {exc.filename or ''}".rstrip(), exc.errno or 0) from None
 
     def _write(self, level: str, msg: str) -> None:
         if self.fmt == "json":

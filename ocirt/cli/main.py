@@ -121,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     log = Log()
     try:
         values, rest = parse(GLOBAL_FLAGS, argv, stop_at_first=True)
-        log = Log(str(values["log"]), str(values["log_format"]), bool(values["debug"]))
-        if values["log_format"] not in ("text", "json"):
-            raise UsageError(f"invalid log-format: {values['log_format']}")
         if values["version"]:
             sys.stdout.write(version_text())
             return 0
+        if values["log_format"] not in ("text", "json"):
+            raise UsageError(f"invalid log-format: {values['log_format']}")
+        log = Log(str(values["log"]), str(values["log_format"]), bool(values["debug"]))
         if values["help"] or not rest or rest[0] == "help":
             sys.stdout.write(usage())
             return 0
