@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from spec_support import (
     Containers,
+    assert_failed_cleanly,
     cgroup_roots,
     host_cgroup_controllers,
     parse_proc_cgroup,
@@ -444,3 +445,21 @@ def test_update_memory_below_usage_fails(ctr: Containers) -> None:
     assert res.returncode != 0
     assert "limit" in res.stderr and "Traceback" not in res.stderr, res.describe()
     assert read_cg(ctr, b.id, "memory", "memory.limit_in_bytes") == str(256 * 1024 * 1024)
+
+
+@pytest.mark.skipif(not V1, reason="the devices controller's list exists on cgroup v1 only")
+def test_device_rule_stray_access_letters_are_dropped(ctr: Containers) -> None:
+    """A device rule's access letters other than r, w and m are dropped (as runc): "rwa" is
+    "rw"; a rule with none of them fails create, leaving nothing."""
+    b = ctr.bundle(["grep", "1:11 ", "/sys/fs/cgroup/devices/devices.list"])
+    b.linux["resources"] = {"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rwa"},
+    ]}
+    assert ctr.output(b) == "c 1:11 rw\n"
+    bad = ctr.bundle(["true"])
+    bad.linux["resources"] = {"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "xyz"},
+    ]}
+    assert_failed_cleanly(ctr, bad, ctr.create(bad, check=False).result)

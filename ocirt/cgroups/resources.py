@@ -48,11 +48,21 @@ class Write:
         self.field = field      # the config field, for error messages
 
 
+def device_access(rule: dict[str, Any]) -> str:
+    """A rule's access letters as the kernel takes them: r, w and m, in that order; others
+    are dropped, as runc drops them ("rwa" is "rw"). None of them is a config error."""
+    given = rule.get("access") or "rwm"
+    access = "".join(c for c in "rwm" if c in given)
+    if not access:
+        raise ConfigError(f"linux.resources.devices: access {given!r} has none of r, w, m")
+    return access
+
+
 def _device_rule(rule: dict[str, Any]) -> str:
     kind = rule.get("type") or "a"
     major = rule.get("major")
     minor = rule.get("minor")
-    access = rule.get("access") or "rwm"
+    access = device_access(rule)
     if kind == "a":
         return f"a *:* {access}"
     return (f"{kind} {'*' if major is None or major < 0 else major}:"
@@ -286,7 +296,8 @@ def apply(paths: dict[str, str], r: dict[str, Any], v2_mount: str | None = None)
         from . import devices_bpf  # cgroup v2 has no devices controller: an eBPF program
 
         devices_bpf.apply(paths[detect.UNIFIED],
-                          [*r["devices"], *default_device_rules(r["devices"])])
+                          [{**rule, "access": device_access(rule)}
+                           for rule in [*r["devices"], *default_device_rules(r["devices"])]])
     if detect.UNIFIED in paths and any(w.key == detect.UNIFIED for w in writes):
         mount = v2_mount or _mount_of(paths[detect.UNIFIED])
         if mount:
