@@ -26,7 +26,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml tools/launchers.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q --config-settings editable_mode=compat -e '.[test]'
-	$(BIN)/python tools/launchers.py
+	$(BIN)/python tools/launchers.py $(BIN) --source .
 	$(BIN)/python -m compileall -q ocirt shim >/dev/null
 	touch $@
 
