@@ -7,10 +7,16 @@ APT_PACKAGES := runc busybox-static libseccomp2 gcc libc6-dev python3-venv pytho
                 podman conmon netavark aardvark-dns containernetworking-plugins iptables \
                 containerd docker.io skopeo umoci tmux curl docker-registry apache2-utils crun
 ID          ?= ocirt-demo
+# make install: $(DESTDIR)$(PREFIX)/bin/ocirt and ocish, $(DESTDIR)$(PREFIX)/lib/ocirt
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+# what make run, make test (through tox) and make bench install and run: the same recipe
+TEST_PREFIX := $(CURDIR)/build/prefix
 
-.PHONY: all install deps run test unit engines spec spec-runc lint typecheck bundles clean fuzz
+.PHONY: all dev install uninstall test-install deps run test unit engines spec spec-runc lint \
+	typecheck bundles clean fuzz
 
-all: install
+all: dev
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -21,62 +27,75 @@ deps:
 			apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# the dev virtualenv: an editable install with the test tools (unit tests, ruff, mypy, tox)
 $(BIN)/.installed: setup.cfg pyproject.toml tools/launchers.py
 	$(MAKE) deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q --config-settings editable_mode=compat -e '.[test]'
-	$(BIN)/python tools/launchers.py
+	$(BIN)/python tools/launchers.py $(BIN) --source .
 	$(BIN)/python -m compileall -q ocirt shim >/dev/null
 	touch $@
 
-install: $(BIN)/.installed
+dev: $(BIN)/.installed
+
+# ocirt and ocish as commands of the system (tools/install.py says what goes where); a re-run
+# with nothing changed since the last install only checks that
+install: deps
+	$(PYTHON) tools/install.py install --prefix '$(PREFIX)' --destdir '$(DESTDIR)'
+
+uninstall:
+	$(PYTHON) tools/install.py uninstall --prefix '$(PREFIX)' --destdir '$(DESTDIR)'
+
+test-install:
+	@$(MAKE) --no-print-directory install PREFIX='$(TEST_PREFIX)' DESTDIR=
 
 bundles/busybox/rootfs/bin/busybox: bundles/mkrootfs
 	bundles/mkrootfs bundles/busybox/rootfs
 
 bundles: bundles/busybox/rootfs/bin/busybox
 
-run: install bundles
-	$(BIN)/ocirt run --bundle bundles/busybox $(ID)
+run: test-install bundles
+	$(TEST_PREFIX)/bin/ocirt run --bundle bundles/busybox $(ID)
 
-test: install
+# tox.ini installs into TEST_PREFIX (make test-install) before the suites that run ocirt
+test: dev
 	$(BIN)/tox
 
-unit: install
+unit: dev
 	$(BIN)/pytest -q tests --ignore=tests/engines
 
-engines: install
-	$(BIN)/pytest -q tests/engines --runtime $(abspath $(BIN))/ocirt
+engines: dev test-install
+	$(BIN)/pytest -q tests/engines --runtime $(TEST_PREFIX)/bin/ocirt
 
 # a long run of the config.json fuzzer (tests/test_fuzz.py); FUZZ_SEED=<n> repeats one
 FUZZ_EXAMPLES ?= 10000
-fuzz: install
+fuzz: dev
 	OCIRT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) OCIRT_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest -q tests/test_fuzz.py
 
-spec: install
-	$(BIN)/pytest -q spec-tests --runtime $(BIN)/ocirt
+spec: dev test-install
+	$(BIN)/pytest -q spec-tests --runtime $(TEST_PREFIX)/bin/ocirt
 
-spec-runc: install
+spec-runc: dev
 	$(BIN)/pytest -q spec-tests --runtime /usr/sbin/runc
 
-lint: install
+lint: dev
 	$(BIN)/ruff check ocirt shim tests spec-tests bench tools
 
-typecheck: install
+typecheck: dev
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .tox bundles/*/rootfs
+	rm -rf $(VENV) .tox build bundles/*/rootfs
 
 # ocirt vs runc vs crun, side by side (needs root; ~1 min). Quicker: make bench ARGS=--quick
 # then what the exec stub (CVE-2019-5736) adds to each container process (bench/exec_stub.py),
 # then ocish's images against skopeo and GNU tar (bench/images.py, ~1 min; IMAGES_ARGS=--quick)
 .PHONY: bench bench-images
-bench: install
+bench: dev test-install
 	$(BIN)/python bench/compare.py $(ARGS)
 	$(BIN)/python bench/exec_stub.py
 	$(BIN)/python bench/images.py $(IMAGES_ARGS)
 
-bench-images: install
+bench-images: dev test-install
 	$(BIN)/python bench/images.py $(IMAGES_ARGS)

@@ -31,7 +31,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BASE_CONFIG = REPO / "bundles" / "busybox" / "config.json"
 MKROOTFS = REPO / "bundles" / "mkrootfs"
-DEFAULT_A = str(REPO / ".venv" / "bin" / "ocirt")
+# the installed commands (make bench runs make test-install first: the recipe of make install)
+INSTALLED_BIN = REPO / "build" / "prefix" / "bin"
+DEFAULT_A = str(INSTALLED_BIN / "ocirt")
 DEFAULT_B = "/usr/sbin/runc"
 CGROUP_PARENT = f"ocirt-bench-{os.getpid()}"
 

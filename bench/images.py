@@ -38,15 +38,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchlib import BenchError, machine
+from benchlib import INSTALLED_BIN, BenchError, machine
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "shim"))
-from shim_support import MKROOTFS, OCISH, Registry, start_registry  # noqa: E402
+from shim_support import MKROOTFS, Registry, start_registry  # noqa: E402
 
 from shim.unpack import unpack  # noqa: E402
 
 SKOPEO, UMOCI, TAR = "/usr/bin/skopeo", "/usr/bin/umoci", "/bin/tar"
+OCISH = INSTALLED_BIN / "ocish"
 TARGETS = {"pull": 0.95, "unpack": 1.1, "images_ms": 100.0}
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -187,7 +188,8 @@ def main() -> None:
         sys.exit("images.py: needs root (ocish keeps owners and device nodes)")
     for tool in (SKOPEO, UMOCI, TAR, "/usr/bin/docker-registry", str(OCISH)):
         if not os.access(tool, os.X_OK):
-            sys.exit(f"images.py: not found or not executable: {tool} (make install)")
+            sys.exit(f"images.py: not found or not executable: {tool} "
+                     "(make test-install, make deps)")
     t_start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="ocish-bench-"))
     reg: Registry | None = None

@@ -1,6 +1,7 @@
 """pytest wiring for the runtime-agnostic OCI runtime conformance suite.
 
-Run:  .venv/bin/pytest spec-tests --runtime /usr/sbin/runc     (default runtime: .venv/bin/ocirt)
+Run:  .venv/bin/pytest spec-tests --runtime /usr/sbin/runc
+(default runtime: build/prefix/bin/ocirt, the installed ocirt that `make test-install` puts there)
 
 The runtime is driven only through its runc-compatible command line.  Every call gets
 `--root <private dir>`, every container gets `linux.cgroupsPath = /spec-tests-<pid>/<id>`,
@@ -38,7 +39,7 @@ from spec_support import (
 )
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_RUNTIME = HERE.parent / ".venv" / "bin" / "ocirt"
+DEFAULT_RUNTIME = HERE.parent / "build" / "prefix" / "bin" / "ocirt"
 
 RES_KEY = pytest.StashKey[SuiteResources]()
 RUNTIME_KEY = pytest.StashKey[Runtime]()
@@ -67,7 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("--runtime")
     resolved = shutil.which(path) or path
     if not (os.path.isfile(resolved) and os.access(resolved, os.X_OK)):
-        raise pytest.UsageError(f"--runtime {path}: not an executable file")
+        hint = " (make test-install puts it there)" if path == str(DEFAULT_RUNTIME) else ""
+        raise pytest.UsageError(f"--runtime {path}: not an executable file{hint}")
     if os.geteuid() != 0:
         raise pytest.UsageError("spec-tests must run as root")
     rt = Runtime(path=os.path.abspath(resolved), root=Path("/nonexistent"))

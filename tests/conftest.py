@@ -12,12 +12,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 OCIRT = REPO / ".venv" / "bin" / "ocirt"
+# What `make test-install` (the recipe of `make install`) puts in the checkout: the engine tests
+# and spec-tests run it by default (test what ships).
+INSTALLED = REPO / "build" / "prefix"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--runtime", default=str(OCIRT),
+    parser.addoption("--runtime", default=str(INSTALLED / "bin" / "ocirt"),
                      help="the runc-compatible runtime the engine tests plug into the engines "
-                          "(default: .venv/bin/ocirt); an absolute path")
+                          "(default: build/prefix/bin/ocirt, from make test-install); an "
+                          "absolute path")
 
 
 @pytest.fixture

@@ -33,7 +33,8 @@ class Runtime:
 def runtime(request: pytest.FixtureRequest) -> Runtime:
     path = os.path.abspath(str(request.config.getoption("--runtime")))
     if not os.access(path, os.X_OK):
-        pytest.exit(f"--runtime {path}: not an executable", returncode=4)
+        hint = " (make test-install puts it there)" if path.startswith(str(REPO / "build")) else ""
+        pytest.exit(f"--runtime {path}: not an executable{hint}", returncode=4)
     return Runtime(path)
 
 
