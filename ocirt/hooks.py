@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from . import jsonio
 from .errors import HookError
 
@@ -21,19 +23,23 @@ def state_json(container_id: str, status: str, pid: int, bundle: str, oci_versio
 
 
 def run(kind: str, hooks: list[dict[str, Any]], state: bytes,
-        warn: Callable[[str], None] | None = None) -> None:
+        warn: Callable[[str], None] | None = None, cwd: str | None = None) -> None:
     """Run ``hooks`` (config.json hook objects) in order. The first failure raises HookError;
-    with ``warn`` (poststart, poststop) each failure is only reported and the rest still run."""
+    with ``warn`` (poststart, poststop) each failure is only reported and the rest still run.
+    ``cwd``: their working directory where runc gives them one (the bundle for the runtime's
+    hooks, the rootfs for createContainer), if it still exists."""
+    if cwd is not None and not os.path.isdir(cwd):
+        cwd = None
     for i, hook in enumerate(hooks):
         try:
-            _run_one(kind, i, hook, state)
+            _run_one(kind, i, hook, state, cwd)
         except HookError as exc:
             if warn is None:
                 raise
             warn(str(exc))
 
 
-def _run_one(kind: str, i: int, hook: dict[str, Any], state: bytes) -> None:
+def _run_one(kind: str, i: int, hook: dict[str, Any], state: bytes, cwd: str | None) -> None:
     import subprocess
 
     path = hook["path"]
@@ -43,7 +49,7 @@ def _run_one(kind: str, i: int, hook: dict[str, Any], state: bytes) -> None:
     try:
         proc = subprocess.run(
             args, executable=path, input=state, capture_output=True, timeout=timeout,
-            env=None if env is None else dict(_split_env(env)), close_fds=True)
+            env=None if env is None else dict(_split_env(env)), close_fds=True, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise HookError(f"error running {kind} hook #{i}: timeout after {timeout}s") from None
     except OSError as exc:

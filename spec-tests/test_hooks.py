@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ HOOK_ENV = ["HOOK_VAR=hook value", "PATH=/usr/bin:/bin"]
 HOST_HOOK = """#!{python} -S
 import json, os, sys
 rec = {{"args": sys.argv[1:], "env": dict(os.environ), "pid": os.getpid(),
-        "mntns": os.readlink("/proc/self/ns/mnt")}}
+        "mntns": os.readlink("/proc/self/ns/mnt"), "cwd": os.getcwd()}}
 raw = sys.stdin.read()
 rec["raw"] = raw
 try:
@@ -231,6 +232,25 @@ def test_poststart_runs_after_user_process_started(ctr: Containers) -> None:
     assert hooks.records() == []
     ctr.start(b.id)
     assert hooks.record("poststart")["comm"] == "sleep"
+
+
+def test_hook_working_directories(ctr: Containers, workdir: Path) -> None:
+    """Hooks run where runc runs them: the runtime's hooks in the bundle directory (runc works
+    from there), createContainer in the rootfs (the init's directory before pivot_root), whatever
+    directory the runtime was called from."""
+    b = ctr.bundle(["true"])
+    hooks = Hooks(b)
+    for name in ("prestart", "createRuntime", "createContainer", "poststart"):
+        hooks.add(name)
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    ctr.create(b, cwd=elsewhere)
+    ctr.start(b.id, cwd=elsewhere)
+    ctr.wait_stopped(b.id)
+    cwd = {r["args"][0]: os.path.realpath(r["cwd"]) for r in hooks.records()}
+    bundle = os.path.realpath(b.path)
+    assert cwd == {"prestart": bundle, "createRuntime": bundle,
+                   "createContainer": os.path.realpath(b.rootfs), "poststart": bundle}, cwd
 
 
 @pytest.mark.parametrize("nnp", [False, True])

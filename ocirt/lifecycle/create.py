@@ -203,8 +203,9 @@ def create(store: Store, container_id: str, opts: Options,
                 from ..cgroups.resources import apply
 
                 apply(manager.paths, spec.linux.resources)
-            hooks.run("prestart", hook_json.get("prestart", []), state)
-            hooks.run("createRuntime", hook_json.get("createRuntime", []), state)
+            hooks.run("prestart", hook_json.get("prestart", []), state, cwd=opts.bundle)
+            hooks.run("createRuntime", hook_json.get("createRuntime", []), state,
+                      cwd=opts.bundle)
 
         init_pid, ch = spawn(request, runtime_hooks)
         os.close(fifo_fd)
@@ -282,7 +283,7 @@ def _undo(cdir: ContainerDir, manager: Manager | None, init_pid: int,
         state = hooks.state_json(container_id, "stopped", 0, bundle, spec.oci_version,
                                  spec.annotations)
         try:
-            hooks.run("poststop", hook_json["poststop"], state)
+            hooks.run("poststop", hook_json["poststop"], state, cwd=bundle)
         except OcirtError:
             pass
     cdir.remove()

@@ -75,4 +75,5 @@ def destroy(cdir: ContainerDir, state: State, manager: Manager,
     if poststop:
         doc = hooks.state_json(state.id, st.STOPPED, 0, state.bundle, state.oci_version,
                                state.annotations)
-        hooks.run("poststop", poststop, doc, warn=warn or (lambda _msg: None))
+        hooks.run("poststop", poststop, doc, warn=warn or (lambda _msg: None),
+                  cwd=state.bundle)

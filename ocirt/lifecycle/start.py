@@ -33,7 +33,8 @@ def start(store: Store, container_id: str, warn: Callable[[str], None] | None = 
     if poststart:
         doc = hooks.state_json(state.id, st.RUNNING, state.pid, state.bundle, state.oci_version,
                                state.annotations)
-        hooks.run("poststart", poststart, doc, warn=warn or (lambda _msg: None))
+        hooks.run("poststart", poststart, doc, warn=warn or (lambda _msg: None),
+                  cwd=state.bundle)
     return state
 
 

@@ -68,7 +68,7 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     ch.expect(channel.HOOKS_DONE)
 
     # 3. createContainer hooks: in the container's namespaces, before pivot_root.
-    hooks.run("createContainer", req.hooks.get("createContainer", []), state)
+    hooks.run("createContainer", req.hooks.get("createContainer", []), state, cwd=req.rootfs)
 
     # 4. pivot_root into the rootfs.
     rootfs.pivot(req.rootfs, req.no_pivot)
