@@ -143,6 +143,25 @@ def test_log_that_cannot_be_opened_is_an_error(rt: Runtime, workdir: Path) -> No
     assert rt("--version", global_args=["--log", str(log)]).returncode == 0
 
 
+def test_debug_logs_the_steps(ctr: Containers, workdir: Path) -> None:
+    """--debug writes debug entries to --log for create, start and exec, as runc does (and
+    nothing to their stdout)."""
+    log = workdir / "debug.json"
+    flags = ["--debug", "--log", str(log), "--log-format", "json"]
+    b = ctr.bundle(["sleep", "100"])
+    counts = []
+    ctr.create(b, global_args=flags)
+    counts.append(len(_log_entries(log)))
+    ctr.rt("start", b.id, global_args=flags).check()
+    counts.append(len(_log_entries(log)))
+    res = ctr.rt("exec", b.id, "true", global_args=flags).check()
+    assert res.stdout == ""
+    entries = _log_entries(log)
+    counts.append(len(entries))
+    assert counts[0] > 0 and counts[2] > counts[1], counts
+    assert {e["level"] for e in entries} == {"debug"}, entries
+
+
 def test_log_appends(rt: Runtime, workdir: Path) -> None:
     log = workdir / "log.json"
     log.write_text('{"level":"info","msg":"pre-existing","time":"2024-01-01T00:00:00Z"}\n')

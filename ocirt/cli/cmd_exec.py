@@ -47,7 +47,7 @@ def main(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
         no_new_privs=opts["no_new_privs"], apparmor=opts["apparmor"],
         process_label=opts["process_label"], preserve_fds=opts["preserve_fds"],
         ignore_paused=opts["ignore_paused"], cgroup=",".join(opts["cgroup"]),
-        pidfd_socket=opts["pidfd_socket"])
+        pidfd_socket=opts["pidfd_socket"], trace=ctx.trace)
     try:
         return exec_process(ctx.store(), args[0], options)
     except OcirtError as exc:  # every failure to start the process exits 255, as runc's

@@ -12,5 +12,5 @@ def main(ctx: Context, opts: dict[str, object], args: list[str]) -> int:
     require_args(args, 1, ARGS)
     from ..lifecycle.start import start
 
-    start(ctx.store(), args[0], warn=ctx.log.warning)
+    start(ctx.store(), args[0], warn=ctx.log.warning, trace=ctx.trace)
     return 0

@@ -70,6 +70,8 @@ class Context:
             raise UsageError("--root must not be /")
         self.systemd_cgroup = bool(values["systemd_cgroup"])
         self.rootless = str(values["rootless"])
+        #: where the operations report their steps with --debug (as runc's debug log)
+        self.trace = log.debug if log.debug_enabled else None
 
     def store(self) -> Store:
         from ..state import Store

@@ -23,6 +23,7 @@ from ..state import ContainerDir, State, Store, write_atomic
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ..seccomp import Filter
@@ -39,7 +40,7 @@ class Options:
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
                  systemd_cgroup: bool = False, rootless: bool = False,
-                 console_fd: int = -1) -> None:
+                 console_fd: int = -1, trace: Callable[[str], None] | None = None) -> None:
         self.bundle = os.path.abspath(bundle)
         self.pid_file = os.path.abspath(pid_file) if pid_file else ""
         self.console_socket = console_socket
@@ -50,6 +51,12 @@ class Options:
         self.rootless = rootless
         #: an already connected console socket (``run`` in the foreground makes its own)
         self.console_fd = console_fd
+        #: told each step, with --debug
+        self.trace = trace or _quiet
+
+
+def _quiet(_step: str) -> None:
+    pass
 
 
 def validate(spec: spec_mod.Spec, opts: Options) -> None:
@@ -159,6 +166,8 @@ def create(store: Store, container_id: str, opts: Options,
     except OSError as exc:
         raise SysError(f"mkdir {cdir.path}", exc.errno or 0) from None
     cdir.lock()
+    trace = opts.trace
+    trace(f"create {container_id}: bundle {opts.bundle}, rootfs {rootfs}, state {cdir.path}")
     manager: Manager | None = None
     init_pid = 0
     hook_json = {kind: hooks.to_json(entries) for kind, entries in spec.hooks.items()}
@@ -178,6 +187,7 @@ def create(store: Store, container_id: str, opts: Options,
                         cgroups_path=spec.linux.cgroups_path,
                         systemd_cgroup=opts.systemd_cgroup, owner=os.geteuid()))
         manager.create()
+        trace(f"cgroups made: {' '.join(sorted(set(manager.paths.values())))}")
         console_fd = os.dup(opts.console_fd) if opts.console_fd >= 0 else -1
         if opts.console_socket:
             from .. import console
@@ -199,15 +209,18 @@ def create(store: Store, container_id: str, opts: Options,
             """The init has its mounts and devices: limit it, then run the runtime's hooks."""
             nonlocal init_pid
             init_pid = pid
+            trace(f"init {pid} has its mounts and devices")
             if spec.linux.resources:
                 from ..cgroups.resources import apply
 
                 apply(manager.paths, spec.linux.resources)
+                trace("resources set")
             hooks.run("prestart", hook_json.get("prestart", []), state, cwd=opts.bundle)
             hooks.run("createRuntime", hook_json.get("createRuntime", []), state,
                       cwd=opts.bundle)
 
         init_pid, ch = spawn(request, runtime_hooks)
+        trace(f"init {init_pid} is ready and waits for start")
         os.close(fifo_fd)
         if request.seccomp is not None and request.seccomp.listener_fd >= 0:
             os.close(request.seccomp.listener_fd)
@@ -230,6 +243,7 @@ def create(store: Store, container_id: str, opts: Options,
             if opts.pid_file:
                 write_atomic(opts.pid_file, str(init_pid).encode(), 0o644)
             ch.send(channel.COMMITTED)
+            trace("state saved" + (f", pid file {opts.pid_file}" if opts.pid_file else ""))
         finally:
             ch.close()
         return state

@@ -15,6 +15,8 @@ from . import status as st
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..spec import Process
     from ..state import State
 
@@ -26,7 +28,8 @@ class ExecOptions:
                  user: str = "", additional_gids: list[str] | None = None,
                  caps: list[str] | None = None, no_new_privs: bool = False,
                  apparmor: str = "", process_label: str = "", preserve_fds: int = 0,
-                 ignore_paused: bool = False, cgroup: str = "", pidfd_socket: str = "") -> None:
+                 ignore_paused: bool = False, cgroup: str = "", pidfd_socket: str = "",
+                 trace: Callable[[str], None] | None = None) -> None:
         self.process_file = process_file
         self.args = args or []
         self.tty = tty
@@ -45,6 +48,7 @@ class ExecOptions:
         self.ignore_paused = ignore_paused
         self.cgroup = cgroup
         self.pidfd_socket = pidfd_socket
+        self.trace = trace  # told each step, with --debug
 
 
 def build_process(state: State, opts: ExecOptions) -> Process:
@@ -161,6 +165,8 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
             os.close(console_fd)
         if filt is not None and filt.listener_fd >= 0:
             os.close(filt.listener_fd)
+    if opts.trace:
+        opts.trace(f"exec in {container_id}: process {pid} runs {proc.args[0]!r}")
     if opts.pid_file:
         write_atomic(opts.pid_file, str(pid).encode(), 0o644)
     if opts.pidfd_socket:

@@ -23,7 +23,7 @@ def run(store: Store, container_id: str, opts: create_mod.Options, detach: bool,
     if detach:
         create_mod.create(store, container_id, opts)
         try:
-            start(store, container_id, warn=warn)
+            start(store, container_id, warn=warn, trace=opts.trace)
         except BaseException:
             delete(store, container_id, force=True)
             raise
@@ -49,7 +49,7 @@ def run(store: Store, container_id: str, opts: create_mod.Options, detach: bool,
         master = console.receive_master(own_console)
     try:
         forwarder = Forwarder()
-        start(store, container_id, warn=warn)
+        start(store, container_id, warn=warn, trace=opts.trace)
         status = forwarder.wait(state.pid, master)
     except BaseException:
         if not keep:

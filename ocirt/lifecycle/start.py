@@ -16,13 +16,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-def start(store: Store, container_id: str, warn: Callable[[str], None] | None = None) -> State:
+def start(store: Store, container_id: str, warn: Callable[[str], None] | None = None,
+          trace: Callable[[str], None] | None = None) -> State:
     cdir = store.container(container_id)
     cdir.lock()
     try:
         state = cdir.load()
         st.require("start", st.status(cdir, state), container_id)
         _release(cdir.fifo, state.pid)
+        if trace:
+            trace(f"start {container_id}: init {state.pid} released and exec'd")
         try:
             os.unlink(cdir.fifo)
         except FileNotFoundError:
