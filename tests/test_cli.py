@@ -189,3 +189,15 @@ def test_a_cached_seccomp_profile_skips_pyseccomp(tmp_path: Path, root: Path,
         finally:
             assert ocirt(root, "delete", "--force", cid).returncode == 0
     assert loaded == [True, False]
+
+
+@pytest.mark.parametrize("value", ["true", "maybe"])
+def test_rootless_true_or_unknown_is_refused(tmp_path: Path, value: str) -> None:
+    """--rootless=true (runc's rootless cgroup mode) is not implemented: refused in one line,
+    not accepted and ignored; auto and false work."""
+    (tmp_path / "state").mkdir()
+    res = ocirt(tmp_path / "state", f"--rootless={value}", "list")
+    assert res.returncode != 0 and res.stderr.count("\n") == 1, res
+    assert "--rootless" in res.stderr
+    for ok in ("auto", "false"):
+        assert ocirt(tmp_path / "state", f"--rootless={ok}", "list").returncode == 0

@@ -35,7 +35,7 @@ def options(ctx: Context, opts: dict[str, Any]) -> Options:
                    console_socket=str(opts["console_socket"]), no_pivot=bool(opts["no_pivot"]),
                    no_new_keyring=bool(opts["no_new_keyring"]),
                    preserve_fds=int(opts["preserve_fds"]),
-                   systemd_cgroup=ctx.systemd_cgroup, rootless=ctx.rootless == "true",
+                   systemd_cgroup=ctx.systemd_cgroup,
                    trace=ctx.trace)
 
 

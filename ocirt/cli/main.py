@@ -70,6 +70,13 @@ class Context:
             raise UsageError("--root must not be /")
         self.systemd_cgroup = bool(values["systemd_cgroup"])
         self.rootless = str(values["rootless"])
+        if self.rootless not in ("auto", "true", "false"):
+            raise UsageError(f"invalid value for --rootless: {self.rootless!r} "
+                             "(true, false or auto)")
+        if self.rootless == "true":
+            # runc's rootless cgroup mode (cgroup errors ignored) is not implemented: refused
+            # rather than accepted and ignored
+            raise UsageError("--rootless=true is not supported by ocirt (only auto or false)")
         #: where the operations report their steps with --debug (as runc's debug log)
         self.trace = log.debug if log.debug_enabled else None
 
