@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "shim"))
 from shim_support import MKROOTFS, Registry, start_registry  # noqa: E402
 
-from shim.unpack import unpack  # noqa: E402
+from shim.storage.unpack import unpack  # noqa: E402
 
 SKOPEO, UMOCI, TAR = "/usr/bin/skopeo", "/usr/bin/umoci", "/bin/tar"
 OCISH = INSTALLED_BIN / "ocish"

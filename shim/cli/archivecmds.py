@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import IO, Any
 
-    from ..storage import Storage
+    from ..storage.root import Storage
 
 # the modules doing the work are imported by the command that needs them, not by every command
 FORMATS = ("docker-archive", "oci-archive")  # what save.save takes
@@ -24,7 +24,7 @@ TERMINAL = "cowardly refusing to save to a terminal. Use the -o flag or redirect
 
 
 def _storage(args: argparse.Namespace) -> Storage:
-    from ..storage import Storage, default_root
+    from ..storage.root import Storage, default_root
 
     return Storage(args.root or default_root())
 
@@ -82,7 +82,7 @@ def _input(st: Storage, path: str | None) -> Iterator[IO[bytes]]:
 
 def cmd_save(args: argparse.Namespace) -> int:
     """Save images to a tar archive."""
-    from ..save import save
+    from ..images.save import save
 
     st = _storage(args)
     with _output(args.output) as out:
@@ -92,8 +92,8 @@ def cmd_save(args: argparse.Namespace) -> int:
 
 def cmd_load(args: argparse.Namespace) -> int:
     """Load images from a tar archive."""
-    from .. import reference
-    from ..load import load
+    from ..images import reference
+    from ..images.load import load
 
     st = _storage(args)
     with _input(st, args.input) as f:
@@ -110,8 +110,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Import a rootfs tarball as a one-layer image."""
     import re
 
-    from .. import platforms, reference
-    from ..importer import import_rootfs
+    from ..images import platforms, reference
+    from ..images.importer import import_rootfs
 
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", args.file):
         raise OcishError(f"{args.file}: importing from a URL is not supported (give a file "
@@ -136,11 +136,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export an image's root filesystem as a tar archive."""
-    from .. import images
-    from ..export import export
+    from ..images import records
+    from ..images.export import export
 
     st = _storage(args)
-    image_id = images.resolve(st, args.image)
+    image_id = records.resolve(st, args.image)
     with _output(args.output) as out:
         export(st, image_id, out)
     return 0

@@ -16,20 +16,20 @@ TYPE_CHECKING = False  # not typing's: `ocish images` imports this module, typin
 if TYPE_CHECKING:
     from typing import Any
 
-    from .. import images
-    from ..storage import Storage
+    from ..images import records
+    from ..storage.root import Storage
 
 
 def _storage(args: argparse.Namespace) -> Storage:
-    from ..storage import Storage, default_root
+    from ..storage.root import Storage, default_root
 
     return Storage(args.root or default_root())
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull an image from a registry."""
-    from .. import platforms, reference
-    from ..pull import pull
+    from ..images import platforms, reference
+    from ..images.pull import pull
 
     ref = reference.parse(args.ref)
     want = platforms.parse(args.platform) if args.platform else platforms.host()
@@ -44,9 +44,10 @@ def _short(image_id: str, no_trunc: bool) -> str:
     return image_id if no_trunc else image_id.split(":", 1)[-1][:12]
 
 
-def _rows(imgs: list[images.Image]) -> list[dict[str, str]]:
-    from .. import reference
-    from .output import human_size, since
+def _rows(imgs: list[records.Image]) -> list[dict[str, str]]:
+    from ..images import reference
+    from ..units import human_size
+    from .output import since
 
     rows: list[dict[str, str]] = []
     for img in imgs:
@@ -70,10 +71,10 @@ def _rows(imgs: list[images.Image]) -> list[dict[str, str]]:
 
 def cmd_images(args: argparse.Namespace) -> int:
     """List images."""
-    from .. import images, reference
+    from ..images import records, reference
     from .output import json_lines, table
 
-    rows = _rows(images.list_images(_storage(args)))
+    rows = _rows(records.list_images(_storage(args)))
     if args.filter:
         name, t = args.filter, ""
         if name.rfind(":") > name.rfind("/"):
@@ -104,21 +105,21 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     """Create a tag that refers to an image."""
-    from .. import images
+    from ..images import records
 
-    images.tag(_storage(args), args.source, args.target)
+    records.tag(_storage(args), args.source, args.target)
     return 0
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
     """Remove images; blobs and snapshots nothing uses any more go with them."""
-    from .. import images
+    from ..images import records
 
     st = _storage(args)
     failed = 0
     for ref in args.refs:
         try:
-            for line in images.remove(st, ref, force=args.force):
+            for line in records.remove(st, ref, force=args.force):
                 sys.stdout.write(line + "\n")
         except OcishError as exc:
             sys.stderr.write(f"ocish: {exc}\n")
@@ -132,14 +133,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise OcishError(f"--format {args.format!r}: only 'json' is supported")
     import json
 
-    from .. import images
+    from ..images import records
 
     st = _storage(args)
     found: list[dict[str, Any]] = []
     missing: list[str] = []
     for ref in args.refs:
         try:
-            found.append(images.inspect(st, images.resolve(st, ref)))
+            found.append(records.inspect(st, records.resolve(st, ref)))
         except OcishError:
             missing.append(ref)
     sys.stdout.write(json.dumps(found, indent=4) + "\n")

@@ -11,7 +11,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from typing import Any, TextIO
 
-_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
 
 def table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -28,15 +27,6 @@ def json_lines(out: TextIO, rows: Iterable[Mapping[str, Any]]) -> None:
 
     for row in rows:
         out.write(json.dumps(row, sort_keys=True) + "\n")
-
-
-def human_size(size: float) -> str:
-    """4260000 -> '4.26MB' (decimal units, three significant digits, as Docker)."""
-    i = 0
-    while size >= 1000 and i < len(_UNITS) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.3g}{_UNITS[i]}"
 
 
 def parse_time(text: str) -> float | None:

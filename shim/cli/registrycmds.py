@@ -18,9 +18,9 @@ TRANSPORT = "docker://"
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Push an image to a registry."""
-    from .. import images, reference
-    from ..push import named_locally, push
-    from ..storage import Storage, default_root
+    from ..images import records, reference
+    from ..images.push import named_locally, push
+    from ..storage.root import Storage, default_root
 
     st = Storage(args.root or default_root())
     target = args.dest or args.image
@@ -32,7 +32,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         if args.dest:
             raise
         dest = None
-    images.resolve(st, args.image)  # No such image, before anything else
+    records.resolve(st, args.image)  # No such image, before anything else
     if not args.dest and (dest is None or not named_locally(st, dest)):
         raise OcishError(f"{args.image}: not the name of a local image: give a DESTINATION")
     assert dest is not None
@@ -42,7 +42,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def _registry_key(text: str) -> str:
-    from .. import authfile
+    from ..registry import authfile
 
     key = authfile.normalize(text)
     if not key or key.startswith("/"):
@@ -78,8 +78,8 @@ def _secret(args: argparse.Namespace) -> tuple[str, str]:
 
 def cmd_login(args: argparse.Namespace) -> int:
     """Check credentials against a registry, then save them."""
-    from .. import authfile
-    from ..registry import RegistryClient, RegistryError
+    from ..registry import authfile
+    from ..registry.client import RegistryClient, RegistryError
 
     key = _registry_key(args.registry)
     host = key.partition("/")[0]
@@ -99,7 +99,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_logout(args: argparse.Namespace) -> int:
     """Forget saved credentials."""
-    from .. import authfile
+    from ..registry import authfile
 
     if args.all:
         authfile.remove(args.authfile, None)

@@ -11,7 +11,7 @@ TYPE_CHECKING = False  # not typing's: every command imports this module, typing
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..registry import RegistryClient
+    from ..registry.client import RegistryClient
 
 
 def parse_bool(text: str) -> bool:
@@ -49,8 +49,8 @@ def add_options(p: Any) -> None:
 
 def client(args: argparse.Namespace, registry: str, repository: str) -> RegistryClient:
     """A client for *registry* with --creds, else the saved credentials for *repository*."""
-    from .. import authfile
-    from ..registry import RegistryClient
+    from ..registry import authfile
+    from ..registry.client import RegistryClient
 
     if args.creds:
         user, sep, password = args.creds.partition(":")

@@ -13,21 +13,21 @@ TYPE_CHECKING = False  # not typing's: typing costs every command ms
 if TYPE_CHECKING:
     from typing import Any
 
-    from .. import usage
-    from ..storage import Storage
+    from ..images import usage
+    from ..storage.root import Storage
 
 # what the commands do is imported by their handlers: every command imports this module
 CREATED_BY_WIDTH = 45
 
 
 def _storage(args: argparse.Namespace) -> Storage:
-    from ..storage import Storage, default_root
+    from ..storage.root import Storage, default_root
 
     return Storage(args.root or default_root())
 
 
 def _short(image_id: str, no_trunc: bool) -> str:
-    from ..history import MISSING
+    from ..images.history import MISSING
 
     return image_id if no_trunc or image_id == MISSING else image_id.split(":", 1)[-1][:12]
 
@@ -51,12 +51,13 @@ def _created_at(created: str) -> str:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Show the history of an image."""
-    from .. import images
-    from ..history import history
-    from .output import human_size, json_lines, since, table
+    from ..images import records
+    from ..images.history import history
+    from ..units import human_size
+    from .output import json_lines, since, table
 
     st = _storage(args)
-    rows = history(st, images.resolve(st, args.image))
+    rows = history(st, records.resolve(st, args.image))
     if args.quiet:
         sys.stdout.write("".join(_short(r.id, args.no_trunc) + "\n" for r in rows))
         return 0
@@ -88,8 +89,8 @@ def _confirm(warning: str) -> bool:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Remove unused images."""
-    from .. import usage
-    from .output import human_size
+    from ..images import usage
+    from ..units import human_size
 
     st = _storage(args)
     if not args.force:
@@ -106,7 +107,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _reclaimable(reclaimable: int, total: int) -> str:
-    from .output import human_size
+    from ..units import human_size
 
     if total <= 0:
         return human_size(reclaimable)
@@ -114,8 +115,9 @@ def _reclaimable(reclaimable: int, total: int) -> str:
 
 
 def _df_verbose(u: usage.Usage) -> None:
-    from .. import reference
-    from .output import human_size, since, table
+    from ..images import reference
+    from ..units import human_size
+    from .output import since, table
 
     rows = []
     for iu in u.images:
@@ -138,8 +140,9 @@ def _df_verbose(u: usage.Usage) -> None:
 
 def cmd_df(args: argparse.Namespace) -> int:
     """Show disk usage: images (containers, volumes and build cache are not there yet)."""
-    from .. import usage
-    from .output import human_size, json_lines, table
+    from ..images import usage
+    from ..units import human_size
+    from .output import json_lines, table
 
     u = usage.usage(_storage(args))
     if args.verbose and args.format != "json":

@@ -23,7 +23,7 @@ from shim_support import (
     start_registry,
 )
 
-from shim import authfile
+from shim.registry import authfile
 
 pytest_plugins = ["shim_fixtures"]
 

@@ -13,7 +13,7 @@ import pytest
 from archive_support import aligned, inspect
 from shim_support import OCISH, Images, assert_store_sound, ocish, run
 
-from shim.cli.output import human_size
+from shim.units import human_size
 
 pytest_plugins = ["shim_fixtures", "archive_fixtures"]
 

@@ -35,8 +35,8 @@ from shim_support import (
 )
 
 from shim.errors import OcishError
-from shim.snapshots import Snapshots, unmount
-from shim.unpack import unpack
+from shim.storage.snapshots import Snapshots, unmount
+from shim.storage.unpack import unpack
 
 pytest_plugins = ["shim_fixtures"]
 

@@ -25,7 +25,7 @@ from shim_support import (
     start_registry,
 )
 
-from shim import platforms
+from shim.images import platforms
 
 PULL = ("pull", "--tls-verify=false")
 
@@ -224,7 +224,7 @@ def test_manifest_list_picks_the_platform(images: Images, layout: Path, ocish_ro
     entries = []
     for t, arch in (("other", other), ("host", host.architecture)):
         body, media_type = reg.manifest(repo, t)
-        from shim.store import digest_of
+        from shim.storage.content import digest_of
 
         entries.append({"mediaType": media_type, "digest": digest_of(body), "size": len(body),
                         "platform": {"os": "linux", "architecture": arch,
@@ -240,7 +240,7 @@ def test_manifest_list_picks_the_platform(images: Images, layout: Path, ocish_ro
     ocish(ocish_root, *PULL, "-q", ref)
     info = _inspect(ocish_root, ref)
     assert info["Architecture"] == host.architecture
-    from shim.store import digest_of
+    from shim.storage.content import digest_of
 
     assert info["RepoDigests"] == [f"{reg.host}/{repo}@{digest_of(index)}"]
     ocish(ocish_root, *PULL, "-q", "--platform", f"linux/{other}", ref)

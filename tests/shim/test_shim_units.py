@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from shim_support import OCISH, ocish
 
-from shim import platforms
-from shim.cli.output import human_duration, human_size, parse_time
+from shim.cli.output import human_duration, parse_time
 from shim.errors import OcishError
-from shim.reference import familiar, parse
-from shim.registry import parse_challenge
-from shim.snapshots import chain_ids
+from shim.images import platforms
+from shim.images.reference import familiar, parse
+from shim.registry.client import parse_challenge
+from shim.storage.snapshots import chain_ids
 from shim.threads import run_all
+from shim.units import human_size
 
 D = "sha256:" + "a" * 64
 

@@ -16,8 +16,8 @@ from shim_support import Images, assert_store_sound, ocish, run
 from shim_support import layer_tar as _tar
 
 from shim.errors import OcishError
-from shim.snapshots import Snapshots
-from shim.unpack import unpack
+from shim.storage.snapshots import Snapshots
+from shim.storage.unpack import unpack
 
 pytest_plugins = ["shim_fixtures"]
 

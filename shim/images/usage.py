@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import images, reference
-from .db import transaction
-from .storage import Storage
+from ..storage.db import transaction
+from ..storage.root import Storage
+from . import records, reference
 
 
 @dataclass
 class ImageUsage:
     """One image: its size, the part shared with other images, the part only it uses."""
 
-    image: images.Image
+    image: records.Image
     size: int
     shared: int
     unique: int
@@ -37,7 +37,7 @@ class Usage:
 
 def usage(st: Storage, in_use: frozenset[str] = frozenset()) -> Usage:
     """Per image and total sizes; *in_use* are the IDs of images containers use."""
-    imgs = images.list_images(st)
+    imgs = records.list_images(st)
     chains: dict[str, set[str]] = {i.id: set() for i in imgs}
     for r in st.db.execute("SELECT m.image_id, l.chain_id FROM manifest_layers l "
                            "JOIN manifests m ON m.digest = l.manifest_digest"):
@@ -66,7 +66,7 @@ class Pruned:
     reclaimed: int = 0
 
 
-def dangling(img: images.Image) -> bool:
+def dangling(img: records.Image) -> bool:
     """An image nothing names: no tag, no repo digest."""
     return not img.tags and not img.digests
 
@@ -76,14 +76,14 @@ def prune(st: Storage, every: bool) -> Pruned:
     out = Pruned()
     with st.lock(exclusive=True):
         with transaction(st.db) as conn:
-            for img in images.list_images(st):
+            for img in records.list_images(st):
                 if not (every or dangling(img)):
                     continue
                 out.lines += [f"untagged: {reference.familiar(n)}:{t}" for n, t in img.tags]
                 out.lines += [f"untagged: {reference.familiar(n)}@{d}" for n, d in img.digests]
                 conn.execute("DELETE FROM images WHERE id = ?", (img.id,))
                 out.lines.append(f"deleted: {img.id}")
-        collected = images.gc(st)
+        collected = records.gc(st)
     out.lines += [f"deleted: {c}" for c in collected.snapshots]
     out.reclaimed = collected.reclaimed
     return out

@@ -11,11 +11,11 @@ import json
 import sqlite3
 import time
 
-from .db import transaction
-from .errors import OcishError
-from .snapshots import chain_ids
-from .storage import Storage
-from .store import digest_of
+from ..errors import OcishError
+from ..storage.content import digest_of
+from ..storage.db import transaction
+from ..storage.root import Storage
+from ..storage.snapshots import chain_ids
 
 TYPE_CHECKING = False  # not typing's: pull imports this module, typing costs ms
 if TYPE_CHECKING:
@@ -97,7 +97,9 @@ def parts(manifest_digest: str, media_type: str, manifest_size: int, config_dige
 def new_image(st: Storage, config_data: bytes, layers: list[Descriptor]) -> Parts:
     """Store *config_data* and a new OCI manifest naming it and *layers* (their blobs stored
     already or to be stored before ``install``)."""
-    from .registry import OCI_MANIFEST  # here: the HTTP client is no import of every command
+    from ..registry.client import (
+        OCI_MANIFEST,  # here: the HTTP client is no import of every command
+    )
 
     config_digest = digest_of(config_data)
     config = parse_json(config_data, config_digest)

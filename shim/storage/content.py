@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from .errors import OcishError
-from .reference import DIGEST_RE
+from ..digests import DIGEST_RE
+from ..errors import OcishError
 
 TYPE_CHECKING = False  # not typing's: `ocish images` imports this module, typing costs ms
 if TYPE_CHECKING:

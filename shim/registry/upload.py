@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import urllib.parse
 
-from .errors import OcishError
-from .registry import RegistryClient, RegistryError
+from ..errors import OcishError
+from .client import RegistryClient, RegistryError
 
 TYPE_CHECKING = False  # not typing's: typing costs ms
 if TYPE_CHECKING:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import os
 
-from .errors import OcishError
-from .store import pid_alive, split_digest
+from ..errors import OcishError
+from .content import pid_alive, split_digest
 
 TYPE_CHECKING = False  # not typing's: `ocish images` imports this module, typing costs ms
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .store import Readable
+    from .content import Readable
 
 LINKS = "l"
 MAX_OPTIONS = 4095  # mount(2) copies one page of options, NUL included

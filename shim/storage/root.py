@@ -8,10 +8,10 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..errors import OcishError
 from . import db
-from .errors import OcishError
+from .content import ContentStore
 from .snapshots import Snapshots
-from .store import ContentStore
 
 DEFAULT_ROOT = "/var/lib/ocish"
 

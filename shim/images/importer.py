@@ -15,11 +15,11 @@ import json
 import tempfile
 from typing import Any
 
+from ..storage.content import Readable
+from ..storage.root import Storage
+from ..storage.unpack import decompressor
 from . import changes, platforms
 from .install import install, new_image
-from .storage import Storage
-from .store import Readable
-from .unpack import decompressor
 
 GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 

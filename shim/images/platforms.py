@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import OcishError
+from ..errors import OcishError
 
 TYPE_CHECKING = False  # not typing's: pull imports this module, typing costs ms
 if TYPE_CHECKING:

@@ -6,8 +6,11 @@ import sys
 import threading
 from functools import partial
 
+from ..errors import OcishError
+from ..registry.client import INDEX_TYPES, RegistryClient
+from ..storage.root import Storage
+from ..threads import run_all
 from . import platforms
-from .errors import OcishError
 from .install import (
     Parts,
     descriptor,
@@ -19,9 +22,6 @@ from .install import (
     unpack_layer,
 )
 from .reference import Reference
-from .registry import INDEX_TYPES, RegistryClient
-from .storage import Storage
-from .threads import run_all
 
 TYPE_CHECKING = False  # not typing's: push imports this module for every command
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class Progress:
         """On a terminal, a callback that draws the download bar of a layer as bytes arrive."""
         if not self.tty:
             return None
-        from .cli.output import human_size
+        from ..units import human_size
 
         def draw(done: int) -> None:  # only when the bar grows: at most BAR + 1 times
             filled = self.BAR * done // total if total else self.BAR

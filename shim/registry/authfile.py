@@ -16,7 +16,7 @@ import binascii
 import json
 import os
 
-from .errors import OcishError
+from ..errors import OcishError
 
 TYPE_CHECKING = False  # not typing's: pull and push import this module, typing costs ms
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from .errors import OcishError
+from ..errors import OcishError
 
 
 def _json_or_shell(arg: str, what: str) -> list[str]:

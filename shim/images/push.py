@@ -11,14 +11,15 @@ import os
 import sys
 from functools import partial
 
-from . import images, reference, upload
-from .db import transaction
-from .errors import OcishError
+from ..errors import OcishError
+from ..registry import upload
+from ..registry.client import RegistryClient
+from ..storage.db import transaction
+from ..storage.root import Storage
+from ..threads import run_all
+from . import records, reference
 from .pull import Progress, _descriptor, _json
 from .reference import Reference
-from .registry import RegistryClient
-from .storage import Storage
-from .threads import run_all
 
 TYPE_CHECKING = False  # not typing's: typing costs ms
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def upload_plan() -> tuple[str, int]:
 
 def local_manifest(st: Storage, text: str) -> tuple[str, str, bytes, str]:
     """The manifest *text* names locally: (digest, media type, bytes, image ID)."""
-    image_id = images.resolve(st, text)
+    image_id = records.resolve(st, text)
     row = None
     try:
         ref: Reference | None = reference.parse(text)

@@ -16,8 +16,8 @@ import stat
 import tarfile
 from typing import IO, BinaryIO
 
-from . import images
-from .storage import Storage
+from ..storage.root import Storage
+from . import records
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
@@ -104,5 +104,5 @@ def write_rootfs(lowers: list[str], out: IO[bytes] | BinaryIO) -> None:
 def export(st: Storage, image_id: str, out: IO[bytes] | BinaryIO) -> None:
     """Write the root filesystem of the image *image_id* to *out*."""
     with st.lock(exclusive=False):
-        chains = images.layer_chains(images.image_config(st, image_id))
+        chains = records.layer_chains(records.image_config(st, image_id))
         write_rootfs([st.snapshots.fs(c) for c in reversed(chains)], out)

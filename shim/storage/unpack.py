@@ -14,13 +14,13 @@ import stat
 import tarfile
 import zlib
 
-from .errors import OcishError
+from ..errors import OcishError
 
 TYPE_CHECKING = False  # not typing's
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from .store import Readable
+    from .content import Readable
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import images
-from .storage import Storage
+from ..storage.root import Storage
+from . import records
 
 MISSING = "<missing>"
 
@@ -35,8 +35,8 @@ def _layer_sizes(st: Storage, chains: list[str]) -> list[int]:
 
 def history(st: Storage, image_id: str) -> list[Row]:
     """The history of the image *image_id*, newest first."""
-    config = images.image_config(st, image_id)
-    sizes = _layer_sizes(st, images.layer_chains(config))
+    config = records.image_config(st, image_id)
+    sizes = _layer_sizes(st, records.layer_chains(config))
     entries = [h for h in config.get("history") or [] if isinstance(h, dict)]
     rows: list[Row] = []
     layer = 0

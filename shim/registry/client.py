@@ -23,8 +23,8 @@ import urllib.parse
 import urllib.request
 from http.client import HTTPResponse
 
-from .errors import OcishError
-from .store import digest_of
+from ..errors import OcishError
+from ..storage.content import digest_of
 
 TYPE_CHECKING = False  # not typing's: pull imports this module, typing costs ms
 if TYPE_CHECKING:

@@ -21,12 +21,12 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
-from . import images, reference
-from .errors import OcishError
+from ..errors import OcishError
+from ..storage.content import split_digest
+from ..storage.root import Storage
+from ..storage.unpack import decompressor
+from . import records, reference
 from .install import manifest_parts, parse_json
-from .storage import Storage
-from .store import split_digest
-from .unpack import decompressor
 
 FORMATS = ("docker-archive", "oci-archive")
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
@@ -64,13 +64,13 @@ def _one(st: Storage, text: str) -> list[Selected]:
         if rows:
             return [Selected(r["image_id"], r["manifest_digest"], [(r["name"], r["tag"])])
                     for r in rows]
-    image_id = images.resolve(st, text)
+    image_id = records.resolve(st, text)
     manifest = None
     if ref is not None and ref.digest:
         row = st.db.execute("SELECT manifest_digest FROM repo_digests WHERE name = ? AND "
                             "digest = ?", (ref.name, ref.digest)).fetchone()
         manifest = row["manifest_digest"] if row else None
-    manifest = manifest or images.first_manifest(st, image_id)
+    manifest = manifest or records.first_manifest(st, image_id)
     if manifest is None:
         raise OcishError(f"{text}: image has no manifest")
     return [Selected(image_id, manifest)]
@@ -137,7 +137,7 @@ def _docker_archive(st: Storage, sel: list[Selected], tf: tarfile.TarFile) -> No
     entries: list[dict[str, Any]] = []
     written: set[str] = set()
     for s in by_image.values():
-        config = images.image_config(st, s.image_id)
+        config = records.image_config(st, s.image_id)
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
         blobs = _layers(st, s.manifest)
         if len(blobs) != len(diff_ids):

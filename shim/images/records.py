@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
+from ..errors import OcishError
+from ..storage.db import transaction
+from ..storage.root import Storage
+from ..storage.snapshots import chain_ids
 from . import reference
-from .db import transaction
-from .errors import OcishError
-from .snapshots import chain_ids
-from .storage import Storage
 
 TYPE_CHECKING = False  # not typing's: `ocish images` imports this module, typing costs ms
 if TYPE_CHECKING:

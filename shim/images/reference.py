@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .errors import OcishError
+from ..digests import DIGEST_RE
+from ..errors import OcishError
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
@@ -12,7 +13,6 @@ DEFAULT_TAG = "latest"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 
 
 class Reference:

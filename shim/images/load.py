@@ -18,8 +18,12 @@ import tarfile
 from dataclasses import dataclass
 from typing import IO, Any
 
-from . import images, platforms, reference
-from .errors import OcishError
+from ..errors import OcishError
+from ..registry.client import INDEX_TYPES, MAX_MANIFEST
+from ..storage.content import digest_of, split_digest
+from ..storage.root import Storage
+from ..storage.unpack import clean_parts
+from . import platforms, records, reference
 from .install import (
     MAX_CONFIG,
     Descriptor,
@@ -32,10 +36,6 @@ from .install import (
     parts,
     tag_recorded,
 )
-from .registry import INDEX_TYPES, MAX_MANIFEST
-from .storage import Storage
-from .store import digest_of, split_digest
-from .unpack import clean_parts
 
 NAME_KEYS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
 MAX_LINKS = 40
@@ -210,7 +210,7 @@ def _load_docker(st: Storage, arc: Archive) -> list[Loaded]:
         tags = _docker_tags(entry)
         paths = [str(p) for p in entry["Layers"]]
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-        have = images.first_manifest(st, config_digest)
+        have = records.first_manifest(st, config_digest)
         if have is not None:  # the same image (its config names every diff ID): only names
             tag_recorded(st, have, config_digest, tags)
             out.append(Loaded(config_digest, tags))

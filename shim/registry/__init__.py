@@ -1,0 +1,1 @@
+"""The OCI distribution protocol: the registry client, credentials, uploads."""

@@ -1,0 +1,1 @@
+"""Storage under the root: layout, sqlite metadata, the content store, snapshots, layer unpacking."""
