@@ -129,8 +129,7 @@ def prepare(ctx: Context) -> None:
     root_fd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for index, m in enumerate(spec.mounts):
-            ctx.tracked(m.destination,
-                        lambda m=m, i=index, fd=root_fd: _mount_entry(ctx, fd, m, i))
+            ctx.tracked(m.destination, _MountEntry(ctx, root_fd, m, index))
             if os.path.normpath("/" + m.destination.lstrip("/")) == "/":
                 # A mount on "/" replaces the root filesystem, as runc's does: the mounts
                 # after it land on it, and it is what the container pivots into.
@@ -187,6 +186,16 @@ def _make_parent_private(path: str) -> None:
 def _holds(mountpoint: str, path: str) -> bool:
     """Whether ``path`` is ``mountpoint`` or below it."""
     return (path + "/").startswith(mountpoint.rstrip("/") + "/")
+
+
+class _MountEntry:
+    """One entry of ``mounts``, to make when called (see Context.tracked)."""
+
+    def __init__(self, ctx: Context, root_fd: int, m: Mount, index: int) -> None:
+        self.args = (ctx, root_fd, m, index)
+
+    def __call__(self) -> None:
+        _mount_entry(*self.args)
 
 
 def _mount_entry(ctx: Context, root_fd: int, m: Mount, index: int) -> None:
