@@ -2,11 +2,18 @@
 
 1. :func:`prepare` (in the new mount namespace, before the hooks): root propagation, the rootfs
    bind-mounted on itself, every entry of ``mounts``, /dev, ``linux.devices``, the cwd.
-2. :func:`pivot` into the rootfs (or MS_MOVE + chroot with ``--no-pivot``).
+2. :func:`pivot` into the rootfs (or MS_MOVE + chroot with ``--no-pivot``; chroot alone in the
+   caller's mount namespace).
 3. :func:`finalize` (after console and hostname): ``root.readonly``, ``readonlyPaths``,
    ``maskedPaths``.
 
 Destinations are resolved inside the rootfs only (see :mod:`ocirt.linux.mounts`).
+
+Without a mount namespace of its own (config-linux.md: no ``mount`` entry), the container shares
+the caller's: nothing of that namespace is changed but what is made for the container, all of it
+on a bind of the rootfs on itself, and each mount is reported (``Context.on_mount``) as it is
+made, for ``delete`` to undo exactly those. No pivot_root there (it would change the root of the
+caller's namespace), no MS_MOVE: chroot, as runc does.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ from .linux.mounts import (
     locked_flags,
     make_in_root,
     mount_at,
+    mount_id_at,
     mount_table,
     open_in_root,
     remount,
+    resolve_in_root,
 )
 from .spec import Device, Mount, Spec
 
@@ -56,7 +65,9 @@ class Context:
 
     def __init__(self, spec: Spec, rootfs: str, bundle: str, cgroup_paths: dict[str, str],
                  userns: bool, new_cgroupns: bool,
-                 cgroupns_ready: Callable[[], object] = lambda: None) -> None:
+                 cgroupns_ready: Callable[[], object] = lambda: None,
+                 on_mount: Callable[[int, str], None] | None = None,
+                 bind_trees: dict[int, int] | None = None) -> None:
         self.spec = spec
         self.rootfs = rootfs
         self.bundle = bundle
@@ -68,22 +79,62 @@ class Context:
         self.cgroupns_ready = cgroupns_ready
         #: the flags of a read-only /dev tmpfs, mounted writable until /dev is filled
         self.readonly_dev = 0
+        #: set when the container shares the caller's mount namespace: told (mount id, path
+        #: in the rootfs) of each mount made, as soon as it is made
+        self.on_mount = on_mount
+        #: detached copies of bind sources (index in ``mounts`` -> fd), opened by the runtime's
+        #: side before the user namespace, which may not reach them (see open_bind_sources)
+        self.bind_trees = bind_trees or {}
+
+    def tracked(self, path: str, make: Callable[[], object], root: str = "") -> None:
+        """``make()`` a mount on ``path`` (inside ``root``, the rootfs by default) and, in the
+        caller's mount namespace, report the mount that is then on top there, even if
+        ``make`` failed half-way (a bind whose remount failed is still mounted)."""
+        if self.on_mount is None:
+            make()
+            return
+        root = root or self.rootfs
+        top = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            where = resolve_in_root(top, path)
+        finally:
+            os.close(top)
+        before = mount_id_at(root, where)
+        try:
+            make()
+        finally:
+            after = mount_id_at(root, where)
+            if after and after != before:
+                self.on_mount(after, where)
 
 
 def prepare(ctx: Context) -> None:
     spec = ctx.spec
     propagation = PROPAGATION.get(spec.linux.rootfs_propagation, sc.MS_SLAVE | sc.MS_REC)
     try:
-        sc.mount(None, "/", None, propagation)
-        if propagation & sc.MS_SHARED:
-            _make_parent_private(ctx.rootfs)
-        sc.mount(ctx.rootfs, ctx.rootfs, "bind", sc.MS_BIND | sc.MS_REC)
+        if ctx.on_mount is None:
+            sc.mount(None, "/", None, propagation)
+            if propagation & sc.MS_SHARED:
+                _make_parent_private(ctx.rootfs)
+            sc.mount(ctx.rootfs, ctx.rootfs, "bind", sc.MS_BIND | sc.MS_REC)
+        else:
+            # The caller's "/" is not ours to change: the propagation asked for the root is
+            # given to our bind of the rootfs (rslave by default: the container's mounts stay
+            # on it, the host's still reach it).
+            ctx.tracked("/", lambda: sc.mount(ctx.rootfs, ctx.rootfs, "bind",
+                                              sc.MS_BIND | sc.MS_REC))
+            sc.mount(None, ctx.rootfs, None, propagation)
     except OSError as exc:
         raise _fail(f"prepare rootfs {ctx.rootfs}", exc) from None
     root_fd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for m in spec.mounts:
-            _mount_entry(ctx, root_fd, m)
+        for index, m in enumerate(spec.mounts):
+            ctx.tracked(m.destination, _MountEntry(ctx, root_fd, m, index))
+            if os.path.normpath("/" + m.destination.lstrip("/")) == "/":
+                # A mount on "/" replaces the root filesystem, as runc's does: the mounts
+                # after it land on it, and it is what the container pivots into.
+                os.close(root_fd)
+                root_fd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         dev_bound = any(m.destination.rstrip("/") == "/dev" and Options(m.options).bind
                         for m in spec.mounts)
         if not dev_bound:
@@ -104,6 +155,25 @@ def prepare(ctx: Context) -> None:
         os.close(root_fd)
 
 
+def open_bind_sources(spec: Spec, bundle: str) -> dict[int, int]:
+    """Detached copies (open_tree) of the sources of the bind mounts, by index in ``mounts``,
+    made while we are still the host's root: a user namespace's root may be unable to reach a
+    source (a directory of mode 0700 owned by the host's root, on the way), as runc does with
+    its mount fds. A source that cannot be opened now is left to the mount itself, which
+    reports it in its words."""
+    trees: dict[int, int] = {}
+    for index, m in enumerate(spec.mounts):
+        opts = Options(m.options)
+        if not (opts.bind or m.type == "bind"):
+            continue
+        source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
+        try:
+            trees[index] = sc.open_tree_clone(source, bool(opts.flags & sc.MS_REC))
+        except OSError:
+            continue
+    return trees
+
+
 def _make_parent_private(path: str) -> None:
     """pivot_root refuses a new root whose parent mount is shared: make that one private."""
     best = "/"
@@ -118,13 +188,23 @@ def _holds(mountpoint: str, path: str) -> bool:
     return (path + "/").startswith(mountpoint.rstrip("/") + "/")
 
 
-def _mount_entry(ctx: Context, root_fd: int, m: Mount) -> None:
+class _MountEntry:
+    """One entry of ``mounts``, to make when called (see Context.tracked)."""
+
+    def __init__(self, ctx: Context, root_fd: int, m: Mount, index: int) -> None:
+        self.args = (ctx, root_fd, m, index)
+
+    def __call__(self) -> None:
+        _mount_entry(*self.args)
+
+
+def _mount_entry(ctx: Context, root_fd: int, m: Mount, index: int) -> None:
     opts = Options(m.options)
     if ctx.new_cgroupns and m.type in ("cgroup", "cgroup2"):
         ctx.cgroupns_ready()
     try:
         if opts.bind or m.type == "bind":
-            _bind(ctx, root_fd, m, opts)
+            _bind(ctx, root_fd, m, opts, ctx.bind_trees.get(index, -1))
         elif m.type == "cgroup" or (m.type == "cgroup2" and not ctx.new_cgroupns
                                      and detect.UNIFIED in ctx.cgroup_paths
                                      and len(ctx.cgroup_paths) == 1):
@@ -140,13 +220,16 @@ def _mount_entry(ctx: Context, root_fd: int, m: Mount) -> None:
                              opts.data)
             finally:
                 os.close(fd)
-        if opts.attr_set or opts.attr_clr:
-            fd = open_in_root(root_fd, m.destination)
+        if opts.attr_set or opts.attr_clr or opts.propagation:
+            # the new mount, looked up afresh: one on "/" is not below root_fd
+            fd = _open_new_mount(ctx, m.destination)
             try:
-                sc.mount_setattr_recursive(fd, opts.attr_set, opts.attr_clr)
+                if opts.attr_set or opts.attr_clr:
+                    sc.mount_setattr_recursive(fd, opts.attr_set, opts.attr_clr)
+                for flag in opts.propagation:
+                    sc.mount(None, fd_path(fd), None, flag)
             finally:
                 os.close(fd)
-        _propagate(root_fd, m.destination, opts)
     except _NotOrdinaryDirectory:
         raise OcirtError(f"mount {m.source or m.type} to {m.destination}: filesystem "
                          f"\"{m.type}\" must be mounted on ordinary directory") from None
@@ -220,21 +303,26 @@ def _mount_tmpfs(ctx: Context, root_fd: int, fd: int, m: Mount, opts: Options,
             os.close(source)
 
 
-def _bind(ctx: Context, root_fd: int, m: Mount, opts: Options) -> None:
+def _bind(ctx: Context, root_fd: int, m: Mount, opts: Options, tree: int = -1) -> None:
+    """A bind mount: of ``tree`` (a detached copy of the source, see open_bind_sources) when
+    there is one, else of the source's path."""
     source = m.source if m.source.startswith("/") else os.path.join(ctx.bundle, m.source)
     try:
-        is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        is_dir = stat.S_ISDIR((os.fstat(tree) if tree >= 0 else os.stat(source)).st_mode)
     except OSError as exc:
         raise ConfigError(f"mount {source} to {m.destination}: stat {source}: "
                           f"{strerror(exc.errno or 0)}") from None
     fd = make_in_root(root_fd, m.destination, directory=is_dir)
     try:
-        mount_at(fd, source, None, sc.MS_BIND | (opts.flags & sc.MS_REC))
+        if tree >= 0:
+            sc.move_mount(tree, fd)
+        else:
+            mount_at(fd, source, None, sc.MS_BIND | (opts.flags & sc.MS_REC))
     finally:
         os.close(fd)
     extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
     if extra:
-        fd = open_in_root(root_fd, m.destination)
+        fd = _open_new_mount(ctx, m.destination)
         try:
             remount(fd, extra)
         finally:
@@ -300,15 +388,14 @@ def _remount_at(root_fd: int, path: str, flags: int) -> None:
         os.close(fd)
 
 
-def _propagate(root_fd: int, destination: str, opts: Options) -> None:
-    if not opts.propagation:
-        return
-    fd = open_in_root(root_fd, destination)
+def _open_new_mount(ctx: Context, destination: str) -> int:
+    """An O_PATH fd of the mount just made on ``destination``: looked up from the rootfs's
+    path, not from an fd opened before, since a mount on "/" is on top of that fd's."""
+    top = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for flag in opts.propagation:
-            sc.mount(None, fd_path(fd), None, flag)
+        return open_in_root(top, destination)
     finally:
-        os.close(fd)
+        os.close(top)
 
 
 def _setup_dev(ctx: Context, root_fd: int) -> None:
@@ -350,11 +437,14 @@ def _make_device(ctx: Context, root_fd: int, dev: Device) -> None:
                                  0o644, dir_fd=parent))
             except FileExistsError:
                 pass
-            target = open_in_root(root_fd, dev.path)
-            try:
-                mount_at(target, dev.path, None, sc.MS_BIND)
-            finally:
-                os.close(target)
+            def bind() -> None:
+                target = open_in_root(root_fd, dev.path)
+                try:
+                    mount_at(target, dev.path, None, sc.MS_BIND)
+                finally:
+                    os.close(target)
+
+            ctx.tracked(dev.path, bind)
             return
         try:
             os.unlink(name, dir_fd=parent)
@@ -372,9 +462,16 @@ def _make_device(ctx: Context, root_fd: int, dev: Device) -> None:
         os.close(parent)
 
 
-def pivot(rootfs: str, no_pivot: bool) -> None:
-    """Make ``rootfs`` the root: pivot_root and detach the old root, or move and chroot."""
+def pivot(rootfs: str, no_pivot: bool, shared_mountns: bool = False) -> None:
+    """Make ``rootfs`` the root: pivot_root and detach the old root, or move and chroot; in the
+    caller's mount namespace (``shared_mountns``) only chroot: pivot_root would change the
+    root of every process there, MS_MOVE and the detaching would take the caller's mounts."""
     try:
+        if shared_mountns:
+            os.chdir(rootfs)
+            os.chroot(".")
+            os.chdir("/")
+            return
         if no_pivot:
             _detach_outside(rootfs)
             os.chdir(rootfs)

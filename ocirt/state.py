@@ -2,7 +2,8 @@
 
 ``<root>/<id>/state.json`` records what ``create`` decided (init pid and its start time, bundle,
 cgroup paths, the settings later commands must reuse); ``<root>/<id>/exec.fifo`` exists while the
-init waits for ``start``. Status is never stored: :mod:`ocirt.lifecycle.status` derives it.
+init waits for ``start``; ``<root>/<id>/mounts`` lists the mounts made in the caller's mount
+namespace for a container without one of its own, for ``delete`` to undo. Status is never stored: :mod:`ocirt.lifecycle.status` derives it.
 Writes are atomic (temp file + rename); mutating commands hold a per-container flock.
 """
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
+MOUNTS = "mounts"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
 
 
@@ -39,6 +41,11 @@ def _in_userns() -> bool:
             return f.read().split() != ["0", "0", "4294967295"]
     except OSError:
         return False
+
+
+def mount_ns() -> int:
+    """The inode of our mount namespace: what a record of a mount made in it is valid in."""
+    return os.stat("/proc/self/ns/mnt").st_ino
 
 
 def validate_id(container_id: str) -> str:
@@ -157,6 +164,37 @@ class ContainerDir:
 
     def save(self, state: State) -> None:
         write_atomic(os.path.join(self.path, STATE_FILE), state.to_json())
+
+    def record_mount(self, mount_ns: int, mnt_id: int, path: str) -> None:
+        """Append one mount made in the mount namespace ``mount_ns`` (its inode) at ``path``
+        inside the rootfs: a line of JSON, so that a create killed half-way leaves every
+        mount it made listed."""
+        line = jsonio.dumps([mount_ns, mnt_id, path]).encode() + b"\n"
+        try:
+            fd = os.open(os.path.join(self.path, MOUNTS), os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                         | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise SysError("record mount", exc.errno or 0) from None
+
+    def mounts(self) -> list[tuple[int, int, str]]:
+        """What :meth:`record_mount` recorded, oldest first."""
+        try:
+            with open(os.path.join(self.path, MOUNTS), "rb") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in lines:
+            try:
+                ns, mnt_id, path = jsonio.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill: its mount is the init's to undo
+            records.append((int(ns), int(mnt_id), str(path)))
+        return records
 
     def remove(self) -> None:
         """Delete the directory; it only ever holds plain files and the fifo."""

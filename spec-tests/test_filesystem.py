@@ -4,6 +4,7 @@ read-only paths, sysctl; runtime-linux.md /dev links): checked from inside the c
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -416,3 +417,20 @@ def test_device_path_is_normalised(ctr: Containers, path: str) -> None:
     b.linux["devices"] = [{"path": path, "type": "c", "major": 1, "minor": 5,
                            "fileMode": 0o666}]
     assert ctr.output(b) == "/dev/st-zero|1|5\n"
+
+
+def test_bind_mount_on_root_replaces_the_rootfs(ctr: Containers, workdir: Path) -> None:
+    """A bind mount on "/" (as runc does it): the container's root is its source, read-only
+    with root.readonly, and the mounts after it (/proc, /dev ...) are made on it."""
+    b = ctr.bundle(["sh", "-c", "cat /marker; head -1 /proc/self/mountinfo; ls /dev/null; "
+                    "touch /x 2>/dev/null || echo read-only"])
+    other = workdir / "other"
+    subprocess.run(["cp", "-a", str(b.rootfs), str(other)], check=True, timeout=60)
+    (other / "marker").write_text("the bound root\n")
+    b.config["mounts"].insert(0, {"destination": "/", "type": "bind", "source": str(other),
+                                  "options": ["rbind", "rw"]})
+    lines = ctr.output(b).splitlines()
+    assert lines[0] == "the bound root"
+    assert lines[1].split()[3:5] == [str(other), "/"], lines[1]
+    assert lines[2:] == ["/dev/null", "read-only"]
+    assert not (other / "x").exists() and not (b.rootfs / "x").exists()

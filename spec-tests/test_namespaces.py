@@ -7,13 +7,16 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from spec_support import (
     NAMESPACE_PROC_NAMES,
     Containers,
+    assert_failed_cleanly,
     kill_and_reap,
+    mountinfo_lines,
     ns_link,
     parse_proc_cgroup,
     placement_hierarchies,
@@ -193,3 +196,117 @@ def test_loopback_is_up_in_a_new_network_namespace(ctr: Containers) -> None:
     """In a new network namespace lo is up (IFF_UP), as runc leaves it: 127.0.0.1 works."""
     b = ctr.bundle(["cat", "/sys/class/net/lo/flags"])
     assert int(ctr.output(b).strip(), 16) & 0x1, "lo is down"
+
+
+# --------------------------------------------------------------------------------------------
+# The mount namespace: joined by path, or the caller's own (no "mount" entry)
+# --------------------------------------------------------------------------------------------
+
+
+class MountNamespace:
+    """A mount namespace of the test's own (``unshare --mount --propagation private``, held by
+    a sleep): the runtime is run inside it as its caller, so that whatever a runtime mounts in
+    its caller's namespace (or leaks there) never reaches the host's, and goes with it."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sleep", "600"])
+        deadline = time.monotonic() + 10
+        while ns_link(self.proc.pid, "mnt") == ns_link("self", "mnt"):
+            assert time.monotonic() < deadline, "unshare did not make a mount namespace"
+            time.sleep(0.01)
+        self.path = f"/proc/{self.proc.pid}/ns/mnt"
+
+    def enter(self) -> None:
+        """preexec: the runtime's process joins the namespace."""
+        import ctypes
+
+        fd = os.open(self.path, os.O_RDONLY)
+        if ctypes.CDLL(None, use_errno=True).setns(fd, 0x00020000) != 0:  # CLONE_NEWNS
+            os._exit(121)
+        os.close(fd)
+
+    def mountinfo(self) -> list[str]:
+        return Path(f"/proc/{self.proc.pid}/mountinfo").read_text().splitlines()
+
+
+@pytest.fixture
+def own_mntns() -> Iterator[MountNamespace]:
+    ns = MountNamespace()
+    try:
+        yield ns
+    finally:
+        kill_and_reap(ns.proc)
+
+
+def no_mount_ns_bundle(ctr: Containers, args: list[str]):
+    b = ctr.bundle(args)
+    b.drop_namespace("mount")
+    del b.linux["maskedPaths"], b.linux["readonlyPaths"]  # refused without a mount namespace
+    (b.rootfs / "only-in-rootfs").write_text("")
+    return b
+
+
+@pytest.mark.runc_xfail(reason="leaves the rootfs bind and every config mount in the caller's "
+                        "mount namespace after delete")
+def test_no_mount_entry_shares_the_callers_mount_namespace(
+        ctr: Containers, own_mntns: MountNamespace) -> None:
+    """No "mount" entry: the container is in its caller's mount namespace, sees only its
+    rootfs, and delete leaves that namespace's mount table as it found it."""
+    b = no_mount_ns_bundle(ctr, ["sh", "-c", "ls /; head -1 /proc/self/mountinfo"])
+    before = own_mntns.mountinfo()
+    try:
+        created = ctr.create(b, preexec=own_mntns.enter)
+        assert ns_link(created.pid, "mnt") == ns_link(own_mntns.proc.pid, "mnt")
+        assert any(f" {b.rootfs}/proc " in line for line in own_mntns.mountinfo())
+        ctr.start(b.id)
+        ctr.wait_stopped(b.id)
+        out = (b.path / f"{b.id}.stdout").read_text()
+        assert "only-in-rootfs" in out.split() and "work" not in out.split(), out
+    finally:
+        res = ctr.rt("delete", "--force", b.id, preexec=own_mntns.enter)
+    assert res.returncode == 0, res.describe()
+    assert own_mntns.mountinfo() == before
+
+
+def test_no_mount_entry_with_masked_paths_is_refused(
+        ctr: Containers, own_mntns: MountNamespace) -> None:
+    b = ctr.bundle(["true"])
+    b.drop_namespace("mount")
+    before = own_mntns.mountinfo()
+    res = ctr.create(b, preexec=own_mntns.enter, check=False).result
+    assert_failed_cleanly(ctr, b, res,
+                          "unable to restrict sys entries without a private MNT namespace")
+    assert own_mntns.mountinfo() == before
+
+
+def test_join_mount_namespace_by_path(ctr: Containers, own_mntns: MountNamespace) -> None:
+    b = ctr.bundle(["cat", "/marker"])
+    (b.rootfs / "marker").write_text("in the joined namespace\n")
+    b.drop_namespace("mount")
+    b.add_namespace("mount", own_mntns.path)
+    created = ctr.create(b)
+    assert ns_link(created.pid, "mnt") == ns_link(own_mntns.proc.pid, "mnt")
+    ctr.start(b.id)
+    ctr.wait_stopped(b.id)
+    assert (b.path / f"{b.id}.stdout").read_text() == "in the joined namespace\n"
+    assert not [line for line in mountinfo_lines() if str(b.path) in line]
+
+
+def test_user_namespace_bind_source_out_of_its_reach(ctr: Containers) -> None:
+    """A bind source below a directory only the host's root may enter is opened by the runtime
+    before the user namespace exists: the container's root still gets it."""
+    b = userns_bundle(ctr, ["cat", "/mnt/src/file", "/mnt/file"])
+    secret = b.path / "secret"
+    (secret / "src").mkdir(parents=True)
+    secret.chmod(0o700)
+    (secret / "src" / "file").write_text("from a directory\n")
+    (secret / "file").write_text("a file\n")
+    (secret / "file").chmod(0o644)
+    (b.rootfs / "mnt" / "src").mkdir()
+    (b.rootfs / "mnt" / "file").write_text("")
+    b.mount(destination="/mnt/src", type="bind", source=str(secret / "src"),
+            options=["rbind", "ro"])
+    b.mount(destination="/mnt/file", type="bind", source=str(secret / "file"),
+            options=["bind", "ro"])
+    assert ctr.output(b) == "from a directory\na file\n"

@@ -20,6 +20,7 @@ from ..linux.proc import kill_and_wait
 from ..process import channel
 from ..process.spawn import InitRequest, spawn
 from ..state import ContainerDir, State, Store, write_atomic
+from .delete import undo_mounts
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
@@ -65,10 +66,8 @@ def validate(spec: spec_mod.Spec, opts: Options) -> None:
     if process is None:
         raise ConfigError("config.json: /process is required to create a container")
     linux = spec.linux
-    mount_ns = linux.namespace("mount")
-    if mount_ns is None or mount_ns.path:
-        raise ConfigError("a new mount namespace is required (linux.namespaces needs a "
-                          "\"mount\" entry without a path)")
+    if linux.namespace("mount") is None and (linux.masked_paths or linux.readonly_paths):
+        raise ConfigError("unable to restrict sys entries without a private MNT namespace")
     has_console = bool(opts.console_socket) or opts.console_fd >= 0
     if process.terminal and not has_console:
         raise ConfigError("cannot allocate tty if ocirt will detach without setting console socket")
@@ -97,6 +96,22 @@ def validate(spec: spec_mod.Spec, opts: Options) -> None:
                 break
         else:
             raise ConfigError(f"sysctl {key!r} is not in a separate kernel namespace")
+
+
+def shares_mount_ns(spec: spec_mod.Spec) -> bool:
+    """Whether the container stays in our mount namespace: no ``mount`` entry, or one whose
+    path is our own namespace (joined as such, it would be pivoted: the caller's root changed
+    for every process in it)."""
+    ns = spec.linux.namespace("mount")
+    if ns is None:
+        return True
+    if not ns.path:
+        return False
+    try:
+        theirs, ours = os.stat(ns.path), os.stat("/proc/self/ns/mnt")
+    except OSError as exc:
+        raise SysError(f"open {ns.path} for the mount namespace", exc.errno or 0) from None
+    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
 
 
 def _seccomp(spec: spec_mod.Spec) -> Filter | None:
@@ -203,7 +218,10 @@ def create(store: Store, container_id: str, opts: Options,
             hooks=hook_json, fifo_fd=fifo_fd, console_fd=console_fd, keep_fds=keep_fds,
             extra_env=extra_env, no_pivot=opts.no_pivot, new_keyring=not opts.no_new_keyring,
             lsms=lsms, seccomp=_seccomp(spec), container_id=container_id,
-            systemd_cgroup=opts.systemd_cgroup)
+            systemd_cgroup=opts.systemd_cgroup, shared_mountns=shares_mount_ns(spec))
+        if request.shared_mountns:
+            trace("no mount namespace of its own: the mounts are made in ours, recorded in "
+                  f"{cdir.path}")
 
         def runtime_hooks(pid: int, state: bytes) -> None:
             """The init has its mounts and devices: limit it, then run the runtime's hooks."""
@@ -219,7 +237,7 @@ def create(store: Store, container_id: str, opts: Options,
             hooks.run("createRuntime", hook_json.get("createRuntime", []), state,
                       cwd=opts.bundle)
 
-        init_pid, ch = spawn(request, runtime_hooks)
+        init_pid, ch = spawn(request, runtime_hooks, cdir.record_mount)
         trace(f"init {init_pid} is ready and waits for start")
         os.close(fifo_fd)
         if request.seccomp is not None and request.seccomp.listener_fd >= 0:
@@ -248,7 +266,7 @@ def create(store: Store, container_id: str, opts: Options,
             ch.close()
         return state
     except BaseException:
-        _undo(cdir, manager, init_pid, hook_json, container_id, opts, spec)
+        _undo(cdir, manager, init_pid, hook_json, container_id, opts, spec, rootfs)
         raise
     finally:
         cdir.unlock()
@@ -277,11 +295,12 @@ def _host_id(mappings: list[spec_mod.IDMapping]) -> int:
 
 def _undo(cdir: ContainerDir, manager: Manager | None, init_pid: int,
           hook_json: dict[str, list[dict[str, object]]], container_id: str, opts: Options,
-          spec: spec_mod.Spec) -> None:
-    """Leave nothing behind: the init, its cgroups (and scope), the state dir; poststop hooks
-    if the init ran."""
+          spec: spec_mod.Spec, rootfs: str) -> None:
+    """Leave nothing behind: the init, its cgroups (and scope), its mounts in our mount
+    namespace, the state dir; poststop hooks if the init ran."""
     kill_and_wait(init_pid)
     bundle = opts.bundle
+    undo_mounts(cdir, rootfs)
     if manager is not None:
         manager.signal_all(9)
         if opts.systemd_cgroup:

@@ -1,4 +1,5 @@
-"""``delete``: stop what is left, remove the cgroups and the state, run the poststop hooks."""
+"""``delete``: stop what is left, unmount what create mounted in the caller's mount namespace,
+remove the cgroups and the state, run the poststop hooks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from ..cgroups.fs import Manager
 from ..errors import NotExistError, OcirtError, StatusError
 from ..linux import proc
 from ..linux.proc import kill_and_wait
-from ..state import ContainerDir, State, Store
+from ..state import ContainerDir, State, Store, mount_ns
 from . import status as st
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
@@ -58,8 +59,12 @@ def delete(store: Store, container_id: str, force: bool = False,
 
 def destroy(cdir: ContainerDir, state: State, manager: Manager,
             warn: Callable[[str], None] | None = None) -> None:
-    """Remove the cgroups and the state dir, then run the poststop hooks (failures only warn)."""
+    """Remove the cgroups, the mounts and the state dir, then run the poststop hooks (failures
+    only warn)."""
     manager.signal_all(9)
+    for problem in undo_mounts(cdir, state.rootfs):
+        if warn:
+            warn(problem)
     if state.systemd_cgroup:
         from ..cgroups import systemd
 
@@ -77,3 +82,19 @@ def destroy(cdir: ContainerDir, state: State, manager: Manager,
                                state.annotations)
         hooks.run("poststop", poststop, doc, warn=warn or (lambda _msg: None),
                   cwd=state.bundle)
+
+
+def undo_mounts(cdir: ContainerDir, rootfs: str) -> list[str]:
+    """Unmount what the container's init recorded mounting in the caller's mount namespace (a
+    container without a mount namespace of its own), newest first; only from that namespace,
+    where the records mean something. Returns the problems, one line each."""
+    records = cdir.mounts()
+    if not records:
+        return []
+    here = mount_ns()
+    if any(ns != here for ns, _, _ in records):
+        return [f"mounts of container {cdir.id} were made in another mount namespace "
+                f"(mnt:[{records[0][0]}]): run delete there to unmount them"]
+    from ..linux.mounts import unmount_recorded
+
+    return unmount_recorded(rootfs, [(mnt_id, path) for _, mnt_id, path in records])

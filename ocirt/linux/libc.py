@@ -10,9 +10,11 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 _NR = {  # x86_64 and aarch64 share none of these numbers; pick by machine.
     "x86_64": {"ioprio_set": 251, "sched_setattr": 314, "rt_sigaction": 13, "pivot_root": 155, "setns": 308, "unshare": 272, "openat2": 437, "pidfd_open": 434,
-               "pidfd_send_signal": 424, "close_range": 436, "clone3": 435, "mount_setattr": 442},
+               "pidfd_send_signal": 424, "close_range": 436, "clone3": 435, "mount_setattr": 442,
+               "open_tree": 428, "move_mount": 429, "statx": 332},
     "aarch64": {"ioprio_set": 30, "sched_setattr": 274, "rt_sigaction": 134, "pivot_root": 41, "setns": 268, "unshare": 97, "openat2": 437, "pidfd_open": 434,
-                "pidfd_send_signal": 424, "close_range": 436, "clone3": 435, "mount_setattr": 442},
+                "pidfd_send_signal": 424, "close_range": 436, "clone3": 435, "mount_setattr": 442,
+                "open_tree": 428, "move_mount": 429, "statx": 291},
 }[os.uname().machine]
 
 
@@ -139,6 +141,41 @@ def mount_setattr_recursive(fd: int, attr_set: int, attr_clr: int) -> None:
     attr = struct.pack("=QQQQ", attr_set, attr_clr, 0, 0)  # struct mount_attr
     _check(_libc.syscall(_NR["mount_setattr"], fd, b"", _AT_EMPTY_PATH | _AT_RECURSIVE, attr,
                          ctypes.c_size_t(len(attr))), "mount_setattr")
+
+
+_OPEN_TREE_CLONE, _OPEN_TREE_CLOEXEC = 1, 0o2000000
+_MOVE_MOUNT_F_EMPTY_PATH, _MOVE_MOUNT_T_EMPTY_PATH = 0x4, 0x40
+
+
+def open_tree_clone(path: str, recursive: bool) -> int:
+    """open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at ``path`` (and of the
+    mounts below it if ``recursive``), as a close-on-exec fd. A detached tree can be attached
+    with :func:`move_mount` in any mount namespace, even one whose owner could not reach
+    ``path`` (a user namespace's)."""
+    flags = _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC | (_AT_RECURSIVE if recursive else 0)
+    return _check(_libc.syscall(_NR["open_tree"], -100, _b(path), flags), path)  # AT_FDCWD
+
+
+def move_mount(tree_fd: int, target_fd: int) -> None:
+    """move_mount(2): attach the detached tree ``tree_fd`` on the file open as ``target_fd``."""
+    _check(_libc.syscall(_NR["move_mount"], tree_fd, b"", target_fd, b"",
+                         _MOVE_MOUNT_F_EMPTY_PATH | _MOVE_MOUNT_T_EMPTY_PATH), "move_mount")
+
+
+_STX_MNT_ID, _STX_MNT_ID_UNIQUE = 0x1000, 0x4000
+
+
+def mount_id(fd: int) -> int:
+    """The id of the mount ``fd`` is on: statx's 64-bit unique id, never reused (Linux 6.8),
+    else the classic one of /proc/self/mountinfo."""
+    buf = ctypes.create_string_buffer(256)  # struct statx
+    _check(_libc.syscall(_NR["statx"], fd, b"", _AT_EMPTY_PATH,
+                         _STX_MNT_ID | _STX_MNT_ID_UNIQUE, buf), "statx")
+    mask, = struct.unpack_from("=I", buf.raw, 0)
+    if not mask & (_STX_MNT_ID | _STX_MNT_ID_UNIQUE):
+        raise OSError(95, os.strerror(95), "statx mount id")  # EOPNOTSUPP
+    mnt_id: int = struct.unpack_from("=Q", buf.raw, 0x90)[0]  # stx_mnt_id
+    return mnt_id
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:

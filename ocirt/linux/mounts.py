@@ -178,6 +178,48 @@ def _unescape(field: bytes) -> str:
     return os.fsdecode(b"".join(out))
 
 
+def mount_id_at(root: str, path: str) -> int:
+    """The id of the topmost mount on ``path`` inside the directory ``root`` (opened afresh, so
+    a mount made on ``root`` itself counts); 0 if ``path`` does not exist."""
+    top = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = open_in_root(top, path)
+    except OSError:
+        return 0
+    finally:
+        os.close(top)
+    try:
+        return sc.mount_id(fd)
+    finally:
+        os.close(fd)
+
+
+def unmount_recorded(root: str, records: list[tuple[int, str]]) -> list[str]:
+    """Unmount, newest first, the mounts of ``records`` ((mount id, path inside ``root``), as
+    :func:`mount_id_at` saw them when they were made), and nothing else: each path is looked
+    up inside ``root`` only, and unmounted only if the mount there still has the recorded id
+    (ids from statx are never reused). One already gone is skipped. Returns what could not be
+    undone, one line each."""
+    problems = []
+    for mnt_id, path in reversed(records):
+        try:
+            top = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fd = open_in_root(top, path)
+            finally:
+                os.close(top)
+        except OSError:
+            continue  # gone with the mount that held it
+        try:
+            if sc.mount_id(fd) == mnt_id:
+                sc.umount2(fd_path(fd), sc.MNT_DETACH)
+        except OSError as exc:
+            problems.append(f"unmount {path} in {root}: {os.strerror(exc.errno or 0).lower()}")
+        finally:
+            os.close(fd)
+    return problems
+
+
 def is_dir_fd(fd: int) -> bool:
     import stat
     return stat.S_ISDIR(os.fstat(fd).st_mode)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 USERNS = "userns"            # child -> parent: write my uid/gid maps
 USERNS_DONE = "userns-done"  # parent -> child
 PID = "pid"                  # intermediate -> parent: the init's host pid
+MOUNTED = "mounted"          # init -> parent, any time before READY, no answer: a mount made
+                             # in the caller's mount namespace, for delete to undo
 JOINED = "joined"            # parent -> init: in the container's cgroups; the state JSON
 HOOKS = "hooks"              # init -> parent: set limits, run prestart/createRuntime hooks
 HOOKS_DONE = "hooks-done"    # parent -> init

@@ -139,9 +139,21 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int],
     # container's cgroup2 would not be allowed (our cgroup is outside its root).
     cgroupns_fd = ns_fds.pop("cgroup", -1)
     into_cgroup = "user" not in ns_fds  # a user namespace's root has no rights over the host's
+    # A container in our own mount namespace (none of its own) is chrooted: so are we, into
+    # its root (opened from the host, before the joins; entered after them: a chrooted
+    # process may not join a user namespace).
+    root_fd = -1 if "mount" in ns_fds else _open_root(req.init_pid)
     for kind in JOIN_ORDER:
         if kind in ns_fds:
             join_namespace(ns_fds.pop(kind), kind)
+    if root_fd >= 0:
+        try:
+            os.fchdir(root_fd)
+            os.chroot(".")
+        except OSError as exc:
+            raise SysError("chroot into the container's root", exc.errno or 0) from None
+        finally:
+            os.close(root_fd)
     pid, placed = fork_into(cgroup2_fd if into_cgroup else -1)
     if cgroup2_fd >= 0:
         os.close(cgroup2_fd)  # the host's cgroupfs must not reach the container
@@ -157,6 +169,14 @@ def _intermediate(req: ExecRequest, ch: channel.Channel, ns_fds: dict[str, int],
     ch.send(channel.PID, pid=pid, placed=placed)
     os._exit(0)
 
+
+
+def _open_root(pid: int) -> int:
+    """The root directory of the process ``pid`` (its chroot), as an fd."""
+    try:
+        return os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SysError(f"open the root of pid {pid}", exc.errno or 0) from None
 
 
 def _process(req: ExecRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:

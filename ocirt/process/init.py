@@ -18,6 +18,7 @@ from ..cgroups import fs as cgroups
 from ..errors import ConfigError, OcirtError, SysError, strerror
 from ..linux import netdev
 from ..linux import syscalls as sc
+from ..linux.mounts import unmount_recorded
 from . import channel, setup
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
@@ -35,15 +36,19 @@ _FATAL_WHILE_WAITING = (1, 2, 3, 10, 12, 15)  # HUP INT QUIT USR1 USR2 TERM
 def run(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> NoReturn:
     """Never returns: a forked child must not unwind into the runtime's stack. ``tasks_fds``:
     the container's cgroup v1 ``tasks`` files, opened on the host, to move ourselves with."""
+    made = _Mounts(ch, req.rootfs) if req.shared_mountns else None
     try:
-        _init(req, ch, tasks_fds)
+        _init(req, ch, tasks_fds, made)
     except BaseException as exc:  # noqa: B036 - the parent must hear of every failure
+        if made is not None:
+            made.undo()
         ch.send_error(exc)
     finally:
         os._exit(1)
 
 
-def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
+def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int],
+          made: _Mounts | None) -> None:
     spec = req.spec
     proc = spec.process
     assert proc is not None
@@ -58,8 +63,15 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     #    mount in a new cgroup namespace needs us in our cgroups first: see _CgroupsJoined).
     joined = _CgroupsJoined(ch, tasks_fds, req.new_cgroupns)
     ctx = rootfs.Context(spec, req.rootfs, req.bundle, req.cgroup_paths, req.userns,
-                         req.new_cgroupns, cgroupns_ready=joined)
-    rootfs.prepare(ctx)
+                         req.new_cgroupns, cgroupns_ready=joined,
+                         on_mount=made.add if made is not None else None,
+                         bind_trees=req.bind_trees)
+    try:
+        rootfs.prepare(ctx)
+    finally:
+        for fd in req.bind_trees.values():
+            os.close(fd)
+        req.bind_trees.clear()
 
     # 2. Into our cgroups, if not yet; the runtime sets their limits and runs the prestart and
     #    createRuntime hooks in its own namespaces.
@@ -70,12 +82,15 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int]) -> None:
     # 3. createContainer hooks: in the container's namespaces, before pivot_root.
     hooks.run("createContainer", req.hooks.get("createContainer", []), state, cwd=req.rootfs)
 
-    # 4. pivot_root into the rootfs.
-    rootfs.pivot(req.rootfs, req.no_pivot)
+    # 4. pivot_root into the rootfs (chroot in the caller's mount namespace).
+    rootfs.pivot(req.rootfs, req.no_pivot, req.shared_mountns)
+    if made is not None:
+        made.root = ctx.rootfs = "/"
 
     # 5. The console, when process.terminal asks for one.
     if proc.terminal:
-        setup.setup_console(req.console_fd, proc, dev_console=True)
+        ctx.tracked("/dev/console",
+                    lambda: setup.setup_console(req.console_fd, proc, dev_console=True))
 
     # 6. Read-only root, hostname, domainname, sysctl, read-only and masked paths.
     if spec.root.readonly:
@@ -171,6 +186,26 @@ def _report(message: str, fifo: int) -> None:
 def _load_seccomp(filt: Filter, state: bytes) -> None:
     doc = jsonio.loads(state)
     setup.load_seccomp(filt, doc, doc["pid"])
+
+
+class _Mounts:
+    """The mounts the init made in the caller's mount namespace (a container without its own):
+    each is reported to the runtime, which records it for delete, as soon as it is made; if the
+    init fails, it unmounts them itself (the runtime may be gone: killed half-way)."""
+
+    def __init__(self, ch: channel.Channel, rootfs: str) -> None:
+        self.ch = ch
+        self.ns = os.stat("/proc/self/ns/mnt").st_ino
+        self.records: list[tuple[int, str]] = []
+        self.root = rootfs  # where the paths are: "/" once chrooted
+
+    def add(self, mnt_id: int, path: str) -> None:
+        self.records.append((mnt_id, path))
+        self.ch.send(channel.MOUNTED, ns=self.ns, id=mnt_id, path=path)
+
+    def undo(self) -> None:
+        if self.records:
+            unmount_recorded(self.root, self.records)
 
 
 class _CgroupsJoined:

@@ -54,7 +54,8 @@ class InitRequest:
                  hooks: dict[str, list[dict[str, Any]]], fifo_fd: int, console_fd: int,
                  keep_fds: int, extra_env: list[str], no_pivot: bool, new_keyring: bool,
                  lsms: frozenset[str], seccomp: Filter | None = None,
-                 container_id: str = "", systemd_cgroup: bool = False) -> None:
+                 container_id: str = "", systemd_cgroup: bool = False,
+                 shared_mountns: bool = False) -> None:
         self.spec = spec
         self.rootfs = rootfs
         self.bundle = bundle
@@ -71,28 +72,34 @@ class InitRequest:
         self.container_id = container_id
         self.systemd_cgroup = systemd_cgroup  # start a systemd scope for the container
         self.stub_fd = -1  # the sealed exec stub, made by spawn()
+        #: the container stays in the caller's mount namespace (see rootfs.py)
+        self.shared_mountns = shared_mountns
+        #: detached copies of the bind sources, by index in mounts (see rootfs.py)
+        self.bind_trees: dict[int, int] = {}
         linux = spec.linux
         self.userns = linux.namespace("user") is not None
         cgroupns = linux.namespace("cgroup")
         self.new_cgroupns = cgroupns is not None and not cgroupns.path
 
 
-def spawn(req: InitRequest, on_hooks: Callable[[int, bytes], None]
+def spawn(req: InitRequest, on_hooks: Callable[[int, bytes], None],
+          on_mount: Callable[[int, int, str], None] | None = None
           ) -> tuple[int, channel.Channel]:
     """Start the init; return its host pid once it waits for ``start``, with the channel on
     which the caller must send COMMITTED (after recording the container) and then close.
 
     ``on_hooks(pid, state)`` runs when the init has its mounts and devices, before pivot_root: it
     sets the cgroups' limits (as runc does then: a devices rule must not stop the init making
-    its /dev) and runs the prestart and createRuntime hooks. On failure nothing of the init is
-    left running.
+    its /dev) and runs the prestart and createRuntime hooks. ``on_mount(ns, id, path)`` records
+    a mount the init made in the caller's mount namespace (``req.shared_mountns``). On failure
+    nothing of the init is left running.
     """
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # our /proc/<pid>/exe is the host's interpreter
     req.stub_fd = sealed_exec.sealed_stub()
     ns_fds: dict[str, int] = {}
     cgroup2_fd = -1
     try:
-        ns_fds = _open_namespace_paths(req.spec)
+        ns_fds = _open_namespace_paths(req.spec, req.shared_mountns)
         cgroup2_fd = Manager(req.cgroup_paths).open_v2()
         stage1, parent = channel.fork_child(
             lambda ch: _intermediate(req, ch, ns_fds, cgroup2_fd))
@@ -119,6 +126,8 @@ def spawn(req: InitRequest, on_hooks: Callable[[int, bytes], None]
                 state = hooks.state_json(req.container_id, "creating", init_pid, req.bundle,
                                          req.spec.oci_version, req.spec.annotations)
                 parent.send(channel.JOINED, state=state.decode())
+            elif kind == channel.MOUNTED and on_mount is not None:
+                on_mount(msg["ns"], msg["id"], msg["path"])
             elif kind == channel.HOOKS:
                 on_hooks(init_pid, state)
                 parent.send(channel.HOOKS_DONE)
@@ -156,11 +165,12 @@ def preload(req: InitRequest) -> None:
         import subprocess  # noqa: F401
 
 
-def _open_namespace_paths(spec: Spec) -> dict[str, int]:
+def _open_namespace_paths(spec: Spec, shared_mountns: bool) -> dict[str, int]:
+    """The namespaces to join, by type; not the mount namespace when it is our own."""
     fds = {}
     try:
         for ns in spec.linux.namespaces:
-            if ns.path:
+            if ns.path and not (ns.type == "mount" and shared_mountns):
                 fds[ns.type] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         for fd in fds.values():
@@ -203,6 +213,11 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int],
     close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd, listener,
                                      req.stub_fd, cgroup2_fd, *ns_fds.values(), *tasks_fds})
     linux = req.spec.linux
+    if req.userns:
+        # While we are still the host's root: the user namespace's may not reach the sources.
+        from .. import rootfs
+
+        req.bind_trees = rootfs.open_bind_sources(req.spec, req.bundle)
     joined_user, joined_cgroupns = "user" in ns_fds, "cgroup" in ns_fds
     if "user" in ns_fds:
         join_namespace(ns_fds.pop("user"), "user")
