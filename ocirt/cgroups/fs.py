@@ -95,6 +95,9 @@ class Manager:
         for key, path in self.paths.items():
             try:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
+            except OSError as exc:
+                raise SysError(f"mkdir {os.path.dirname(path)}", exc.errno or 0) from None
+            try:
                 os.mkdir(path)
                 self.created.append(path)
             except FileExistsError:
