@@ -98,8 +98,9 @@ class State:
     """What ``create`` recorded about a container (the contents of state.json)."""
 
     __slots__ = ("id", "pid", "start_time", "bundle", "rootfs", "created", "oci_version",
-                 "annotations", "cgroup_paths", "cgroups_path", "systemd_cgroup", "rootless",
-                 "own_pidns", "hooks", "owner", "seccomp", "process")
+                 "annotations", "cgroup_paths", "cgroups_created", "cgroups_path",
+                 "systemd_cgroup", "rootless", "own_pidns", "hooks", "owner", "seccomp",
+                 "process")
 
     def __init__(self, **fields: Any) -> None:
         self.id: str = fields["id"]
@@ -111,6 +112,9 @@ class State:
         self.oci_version: str = fields.get("oci_version", "")
         self.annotations: dict[str, str] = fields.get("annotations") or {}
         self.cgroup_paths: dict[str, str] = fields.get("cgroup_paths") or {}
+        #: the cgroup directories create made (or was about to make, for a create cut short),
+        #: the only ones delete removes: a cgroup that existed before is never removed
+        self.cgroups_created: list[str] = fields.get("cgroups_created") or []
         self.cgroups_path: str = fields.get("cgroups_path", "")
         self.systemd_cgroup: bool = fields.get("systemd_cgroup", False)
         self.rootless: bool = fields.get("rootless", False)

@@ -6,6 +6,11 @@ either succeed or fail cleanly: a non-zero exit and exactly one line on stderr s
 dir, no mount under the test's directory, no cgroup under the test's parent, no process of the
 container, nothing written outside the rootfs through a hostile path.
 
+cgroupsPath takes any value, "/", "." and "/a/.." included: ``create`` and ``delete`` run in a
+cgroup sandbox (spec-tests/cgroup_sandbox.py) whose root, in every hierarchy, is the test's
+parent cgroup. Even an ocirt that signalled or removed everything below "the root" would reach
+nothing of the host's.
+
 The default run is bounded and deterministic (``make test``); ``OCIRT_FUZZ_EXAMPLES=10000``
 (``make fuzz``) runs a long randomised one (``OCIRT_FUZZ_SEED`` fixes its seed).
 """
@@ -13,13 +18,14 @@ The default run is bounded and deterministic (``make test``); ``OCIRT_FUZZ_EXAMP
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,12 @@ EXAMPLES = int(os.environ.get("OCIRT_FUZZ_EXAMPLES", "0") or 0)
 LONG = EXAMPLES > 0
 TIMEOUT = 30  # seconds per command: anything longer is a hang
 PARENT = f"ocirt-test-fuzz-{os.getpid()}"
+SANDBOX = f"/{PARENT}"  # the cgroup that is the root of every hierarchy for create and delete
+_spec = importlib.util.spec_from_file_location("cgroup_sandbox",
+                                               REPO / "spec-tests" / "cgroup_sandbox.py")
+assert _spec is not None and _spec.loader is not None
+cgroup_sandbox = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cgroup_sandbox)
 BASE: dict[str, Any] = json.loads((REPO / "bundles" / "busybox" / "config.json").read_text())
 
 
@@ -233,8 +245,14 @@ MUTATION = st.one_of(
 )
 #: What becomes of the JSON text: as is, cut short, or made invalid UTF-8.
 ENCODING = st.sampled_from(["json"] * 18 + ["truncated", "latin1"])
-CGROUPS_PATH = st.one_of(st.none(), st.none(), st.none(), TEXT, st.sampled_from(
-    ["..", "a/../../b", "./x", "//x", "a/b/c", "\x00", "a\ud800"]), JUNK)
+#: cgroupsPath: none (the default: the container id), the roots of the hierarchy and the
+#: runtime's own cgroup in their spellings, escapes, text, junk of other types.
+CGROUPS_PATH = st.one_of(st.none(), st.none(), st.none(), TEXT, TEXT.map(lambda t: "/" + t),
+                         st.sampled_from(["/", "//", "///", "/.", "/./", "/a/..", "/a/b/../..",
+                                          ".", "./", "", "a/..", "..", "../..", "/..", "/../x",
+                                          "a/../../b", "./x", "//x", "a/b/c", "/x/y",
+                                          "cgroup.procs", "/cgroup.procs/x", "\x00",
+                                          "a\ud800"]), JUNK)
 
 
 def _apply(doc: Any, mutation: tuple[Any, ...]) -> Any:
@@ -300,9 +318,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     e.refresh_rootfs()
     yield e
     for cid in os.listdir(e.root) if e.root.exists() else []:
-        subprocess.run([str(OCIRT), "--root", str(e.root), "delete", "--force", cid],
-                       capture_output=True, timeout=TIMEOUT)
-    _remove_parent_cgroups()
+        _run("--root", str(e.root), "delete", "--force", cid, sandboxed=True)
+    cgroup_sandbox.remove(SANDBOX)
 
 
 def _remove_parent_cgroups() -> None:
@@ -315,11 +332,15 @@ def _remove_parent_cgroups() -> None:
                 pass
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, sandboxed: bool = False) -> subprocess.CompletedProcess[str]:
     """Run ocirt with its output in files (a created container's init keeps the caller's stdio,
-    so pipes would stay open); a command still running after TIMEOUT is a hang."""
+    so pipes would stay open); a command still running after TIMEOUT is a hang. ``sandboxed``:
+    in the cgroup sandbox (every command that touches cgroups: they are the sandbox's)."""
+    cmd = [str(OCIRT), *args]
+    if sandboxed:
+        cmd = [sys.executable, str(cgroup_sandbox.__file__), SANDBOX, "--", *cmd]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([str(OCIRT), *args], stdin=subprocess.DEVNULL, stdout=out,
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err, start_new_session=True)
         try:
             proc.wait(timeout=TIMEOUT)
@@ -329,9 +350,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
             pytest.fail(f"ocirt {' '.join(args)} hung for {TIMEOUT} s")
         out.seek(0)
         err.seek(0)
-        return subprocess.CompletedProcess(proc.args, proc.returncode,
-                                           out.read().decode(errors="replace"),
-                                           err.read().decode(errors="replace"))
+        res = subprocess.CompletedProcess(proc.args, proc.returncode,
+                                          out.read().decode(errors="replace"),
+                                          err.read().decode(errors="replace"))
+    assert not (sandboxed and res.returncode == 125), f"no cgroup sandbox: {res.stderr}"
+    return res
 
 
 def _assert_clean_outcome(res: subprocess.CompletedProcess[str]) -> None:
@@ -343,12 +366,16 @@ def _assert_clean_outcome(res: subprocess.CompletedProcess[str]) -> None:
 
 
 def _cgroup_paths(cgroups_path: Any, cid: str) -> list[str]:
-    """The container's own cgroups, as ocirt places them (none for a path it refuses)."""
-    paths = [*resolve_paths("", cid).values()]  # where a config without cgroupsPath puts them
+    """The container's own cgroups on the host, as ocirt places them in the sandbox, where the
+    root of every hierarchy, and ocirt's own cgroup, is our parent (none for a path it
+    refuses)."""
+    hs = [detect.Hierarchy(h.key, h.controllers, os.path.join(h.mountpoint, PARENT), "/")
+          for h in detect.hierarchies()]
+    paths = [*resolve_paths(f"/{cid}", cid, hs).values()]  # without a cgroupsPath
     if isinstance(cgroups_path, str) and cgroups_path:
         try:
-            paths += resolve_paths(cgroups_path, cid).values()
-        except Exception:  # noqa: BLE001 - refused ('..'): ocirt made nothing
+            paths += resolve_paths("/" + cgroups_path.lstrip("/"), cid, hs).values()
+        except Exception:  # noqa: BLE001 - refused (a root, '..'): ocirt made nothing
             pass
     return paths
 
@@ -385,7 +412,7 @@ def _leftovers(e: Env, cid: str, cgroups_path: Any) -> list[str]:
 
 def _force_clean(e: Env, cid: str, cgroups_path: Any) -> None:
     """After a failed check: remove what ocirt left, so that the next example starts clean."""
-    _run("--root", str(e.root), "delete", "--force", cid)
+    _run("--root", str(e.root), "delete", "--force", cid, sandboxed=True)
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f if str(e.base) in line]
     for point in reversed(points):
@@ -396,13 +423,7 @@ def _force_clean(e: Env, cid: str, cgroups_path: Any) -> None:
                 os.kill(int(line.split()[1].rstrip(":")), signal.SIGKILL)
             except OSError:
                 pass
-    time.sleep(0.1)
-    for path in _cgroup_paths(cgroups_path, cid):
-        try:
-            os.rmdir(path)
-        except (OSError, ValueError):
-            pass
-    _remove_parent_cgroups()
+    cgroup_sandbox.remove(SANDBOX)  # what runs in it, then its cgroups
     if e.root.exists():
         shutil.rmtree(e.root, ignore_errors=True)
     for entry in os.listdir(e.outside):
@@ -418,16 +439,10 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _write_config(e: Env, doc: Any, encoding: str, cid: str, cgroups_leaf: Any) -> Any:
+def _write_config(e: Env, doc: Any, encoding: str, cid: str, cgroups_path: Any) -> Any:
     """Write config.json; returns its cgroupsPath."""
-    if isinstance(doc, dict) and isinstance(doc.get("linux"), dict):
-        # every config's cgroups go below our parent (junk in the leaf must not leave it)
-        if cgroups_leaf is None:
-            doc["linux"]["cgroupsPath"] = f"/{PARENT}/{cid}"
-        elif isinstance(cgroups_leaf, str):
-            doc["linux"]["cgroupsPath"] = f"/{PARENT}/{cid}/{cgroups_leaf}"
-        else:
-            doc["linux"]["cgroupsPath"] = cgroups_leaf  # a wrong type: refused before use
+    if isinstance(doc, dict) and isinstance(doc.get("linux"), dict) and cgroups_path is not None:
+        doc["linux"]["cgroupsPath"] = cgroups_path
     if isinstance(doc, dict) and isinstance(doc.get("root"), dict):
         path = doc["root"].get("path")
         if isinstance(path, str) and "\x00" not in path and _encodable(path):
@@ -453,12 +468,12 @@ def _seeded(test: Any) -> Any:
 
 
 @given(mutations=st.lists(MUTATION, min_size=1, max_size=4), encoding=ENCODING,
-       cgroups_leaf=CGROUPS_PATH)
+       cgroups_path=CGROUPS_PATH)
 @settings(max_examples=EXAMPLES or 150, deadline=None, database=None, derandomize=not LONG,
           print_blob=True, suppress_health_check=list(HealthCheck))
 @_seeded
 def test_fuzzed_config(env: Env, mutations: list[tuple[Any, ...]], encoding: str,
-                       cgroups_leaf: Any) -> None:
+                       cgroups_path: Any) -> None:
     e = env
     e.count += 1
     cid = f"fz{e.count}"
@@ -466,13 +481,13 @@ def test_fuzzed_config(env: Env, mutations: list[tuple[Any, ...]], encoding: str
     doc["process"]["args"] = ["sleep", "30"]
     for m in mutations:
         doc = _apply(doc, m)
-    cgroups_path = _write_config(e, doc, encoding, cid, cgroups_leaf)
+    cgroups_path = _write_config(e, doc, encoding, cid, cgroups_path)
     passed = False
     try:
         _assert_clean_outcome(_run("check", str(e.bundle)))
         _assert_clean_outcome(_run("--root", str(e.root), "create", "--bundle", str(e.bundle),
-                                   cid))
-        deleted = _run("--root", str(e.root), "delete", "--force", cid)
+                                   cid, sandboxed=True))
+        deleted = _run("--root", str(e.root), "delete", "--force", cid, sandboxed=True)
         assert "Traceback" not in deleted.stderr, deleted.stderr
         assert deleted.returncode == 0, deleted.stderr
         left = _leftovers(e, cid, cgroups_path)

@@ -6,11 +6,12 @@ reads the freezer, and removes the cgroups.
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: signal.py builds enums, milliseconds per command
 import errno
 import os
 import time
 
-from ..errors import OcirtError, SysError
+from ..errors import ConfigError, SysError
 from . import detect
 
 
@@ -19,24 +20,37 @@ def resolve_paths(cgroups_path: str, container_id: str,
     """Absolute cgroup directories for the container, keyed by hierarchy.
 
     An absolute ``cgroupsPath`` is taken below each hierarchy's root; a relative one (or the
-    default, the container id) below the calling process's own cgroup, as runc does.
+    default, the container id) below the calling process's own cgroup, as runc does. A path
+    that names no cgroup of the container's own is refused before anything is made: the root
+    of a hierarchy (``/``, ``//``, ``/a/..``: it holds every process of the host, which a
+    container's kill or delete would then reach) or the runtime's own cgroup (``.``).
     """
     hs = detect.hierarchies() if hs is None else hs
     rel = cgroups_path or container_id
-    own = detect.own_cgroups() if not rel.startswith("/") else {}
+    absolute = rel.startswith("/")
+    norm = "/" + os.path.normpath(rel).lstrip("/") if absolute else os.path.normpath(rel)
+    if norm in ("/", "."):
+        raise ConfigError(f"invalid cgroupsPath {cgroups_path!r}: "
+                          + ("it names the root of the cgroup hierarchy" if absolute else
+                             "it names the runtime's own cgroup")
+                          + ", not a cgroup of the container's own")
+    if ".." in rel.split("/"):
+        raise ConfigError(f"invalid cgroupsPath {cgroups_path!r}: '..' is not allowed")
+    own = detect.own_cgroups() if not absolute else {}
     paths = {}
     for h in hs:
-        if rel.startswith("/"):
-            cg = os.path.normpath(rel)
+        if absolute:
+            cg = norm
             if h.root != "/" and (cg + "/").startswith(h.root + "/"):
                 cg = cg[len(h.root):] or "/"
+            if cg == "/":  # the root of a hierarchy mounted from below its own root
+                raise ConfigError(f"invalid cgroupsPath {cgroups_path!r}: it names the root "
+                                  f"of the cgroup hierarchy at {h.mountpoint}")
         else:
             base = own.get(h.key, "/")
             if h.root != "/" and (base + "/").startswith(h.root + "/"):
                 base = base[len(h.root):] or "/"
-            cg = os.path.normpath(os.path.join(base, rel))
-        if ".." in rel.split("/"):
-            raise OcirtError(f"invalid cgroupsPath {cgroups_path!r}: '..' is not allowed")
+            cg = os.path.normpath(os.path.join(base, norm))
         paths[h.key] = os.path.join(h.mountpoint, cg.lstrip("/"))
     return paths
 
@@ -58,28 +72,58 @@ def _read(path: str) -> str:
 
 
 class Manager:
-    """One container's cgroups; ``paths`` maps hierarchy key to directory."""
+    """One container's cgroups; ``paths`` maps hierarchy key to directory.
 
-    def __init__(self, paths: dict[str, str]) -> None:
+    ``created`` lists the directories this container made, the only ones it may remove: a
+    cgroup that existed before ``create`` (one the caller prepared, or shares) is joined,
+    never removed.
+    """
+
+    def __init__(self, paths: dict[str, str], created: list[str] | None = None) -> None:
         self.paths = paths
+        self.created: list[str] = [] if created is None else created
+
+    def missing(self) -> list[str]:
+        """The directories :meth:`create` is about to make (recorded in the state first)."""
+        return [path for path in self.paths.values() if not os.path.lexists(path)]
 
     def create(self) -> None:
-        """Make the directories (and parents); cpuset ones inherit cpus and mems from above."""
+        """Make the directories (and parents), adding each one made to ``created``; cpuset
+        ones inherit cpus and mems from above. Then refuse, before any process moves in, a
+        cgroup that existed with processes in it, and a frozen one (see :meth:`_check`)."""
+        existing = []
         for key, path in self.paths.items():
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            except OSError as exc:
+                raise SysError(f"mkdir {os.path.dirname(path)}", exc.errno or 0) from None
+            try:
+                os.mkdir(path)
+                self.created.append(path)
+            except FileExistsError:
+                existing.append(path)
+            except OSError as exc:
+                raise SysError(f"mkdir {path}", exc.errno or 0) from None
             if "cpuset" in key.split(","):
-                self._make_cpuset(path)
-            else:
-                try:
-                    os.makedirs(path, exist_ok=True)
-                except OSError as exc:
-                    raise SysError(f"mkdir {path}", exc.errno or 0) from None
+                self._fill_cpuset(path)
+        self._check(existing)
 
-    def _make_cpuset(self, path: str) -> None:
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as exc:
-            raise SysError(f"mkdir {path}", exc.errno or 0) from None
-        self._fill_cpuset(path)
+    def _check(self, existing: list[str]) -> None:
+        """Refuse a cgroup that held processes before the container: runc 1.1 only warns
+        ("container's cgroup is not empty", deprecated there, to be refused later); ocirt
+        refuses it, since ``delete`` or ``kill --all`` of a container without a pid namespace
+        of its own signals every process in its cgroup, and these are not the container's.
+        Refuse a frozen cgroup (v1 freezer.state FROZEN or FREEZING, also when a parent is
+        frozen; v2 cgroup.events "frozen 1"), as runc does: the init would freeze the moment
+        it moved in, and create wait for it forever. A read or two for a new cgroup."""
+        for path in existing:
+            count = _process_count(path)
+            if count:
+                raise ConfigError(f"container's cgroup is not empty: {count} process(es) found "
+                                  f"in {path} (a container needs a cgroup of its own)")
+        for key, path in self.paths.items():
+            if frozen_now(key, path):
+                raise ConfigError(f"container's cgroup unexpectedly frozen: {path}")
 
     def _fill_cpuset(self, path: str) -> None:
         """A new cpuset has no cpus or mems and takes no process: give it its parent's, filling
@@ -158,26 +202,64 @@ class Manager:
                 continue
         return False
 
-    def signal_all(self, sig: int) -> None:
-        """Signal every process in the cgroups; SIGKILL through cgroup.kill where v2 has it."""
+    def signal_all(self, sig: int) -> set[int]:
+        """Signal every process in the cgroups (SIGKILL through cgroup.kill where v2 has it);
+        returns the pids signalled. Only for a container without a pid namespace of its own,
+        whose processes nothing else tells apart: see :meth:`signal_pidns`."""
         unified = self.paths.get(detect.UNIFIED)
         if sig == 9 and unified and os.path.exists(os.path.join(unified, "cgroup.kill")):
             try:
                 _write(os.path.join(unified, "cgroup.kill"), "1")
             except SysError:
                 pass
+        signalled = set()
         for pid in self.pids():
             try:
                 os.kill(pid, sig)
+                signalled.add(pid)
             except ProcessLookupError:
                 pass
+        return signalled
+
+    def signal_pidns(self, sig: int, init_pid: int) -> set[int]:
+        """Signal the processes of the cgroups that are in the pid namespace of ``init_pid``,
+        the container's own: only the container's processes are there, whoever else was put
+        in its cgroups. Each is held by a pidfd while its namespace is checked, so that a pid
+        reused meanwhile is not signalled. Returns the pids signalled."""
+        signalled: set[int] = set()
+        try:
+            own_ns = os.readlink(f"/proc/{init_pid}/ns/pid")
+        except OSError:
+            return signalled  # the init is gone, and its pid namespace with it
+        for pid in self.pids():
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                continue
+            try:
+                if os.readlink(f"/proc/{pid}/ns/pid") == own_ns:
+                    signal.pidfd_send_signal(pidfd, sig)
+                    signalled.add(pid)
+            except OSError:
+                pass  # it exited meanwhile
+            finally:
+                os.close(pidfd)
+        return signalled
 
     def destroy(self, timeout: float = 5.0) -> None:
-        """Remove the container's cgroup directories (children first), waiting for the last
-        processes to leave. Directories that are already gone are fine."""
+        """Remove the cgroup directories this container created, with the sub-cgroups made in
+        them since (children first), waiting for their last processes to leave. rmdir removes
+        only an empty cgroup, and nothing here signals; a cgroup the container joined stays.
+        Directories that are already gone are fine."""
         deadline = time.monotonic() + timeout
-        for path in self.paths.values():
-            self._remove_tree(path, deadline)
+        failed: SysError | None = None
+        for path in self.created:
+            try:
+                self._remove_tree(path, deadline)
+            except SysError as exc:
+                failed = failed or exc  # the others are still removed
+        if failed is not None:
+            raise failed
 
     def _remove_tree(self, path: str, deadline: float) -> None:
         try:
@@ -215,6 +297,32 @@ class Manager:
                     _write(target, "1" if frozen else "0")
             elif "freezer" in key.split(","):
                 _write(os.path.join(path, "freezer.state"), "FROZEN" if frozen else "THAWED")
+
+
+def _process_count(path: str) -> int:
+    """How many processes the cgroup ``path`` and its sub-cgroups hold (symlinks are not
+    followed: cgroupfs has none)."""
+    try:
+        count = len(_read(os.path.join(path, "cgroup.procs")).split())
+        children = [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except OSError as exc:
+        raise SysError(f"read {path}", exc.errno or 0) from None
+    return count + sum(_process_count(child) for child in children)
+
+
+def frozen_now(key: str, path: str) -> bool:
+    """Whether the cgroup is frozen now, by itself or through a parent. (:meth:`Manager.frozen`
+    asks whether the container was paused: on v2 its own cgroup.freeze.)"""
+    try:
+        if key == detect.UNIFIED:
+            return "frozen 1" in _read(os.path.join(path, "cgroup.events")).splitlines()
+        if "freezer" in key.split(","):
+            return _read(os.path.join(path, "freezer.state")).strip() != "THAWED"
+    except FileNotFoundError:
+        pass  # no v2 freezer before Linux 5.2
+    except OSError as exc:
+        raise SysError(f"read the freezer state of {path}", exc.errno or 0) from None
+    return False
 
 
 def enter(tasks_fds: list[int]) -> None:

@@ -185,6 +185,7 @@ def create(store: Store, container_id: str, opts: Options,
     trace(f"create {container_id}: bundle {opts.bundle}, rootfs {rootfs}, state {cdir.path}")
     manager: Manager | None = None
     init_pid = 0
+    spawned = False
     hook_json = {kind: hooks.to_json(entries) for kind, entries in spec.hooks.items()}
     try:
         fifo_fd = _make_fifo(cdir, spec)
@@ -196,12 +197,20 @@ def create(store: Store, container_id: str, opts: Options,
             cgroups_path = systemd.cgroup_path(cgroups_path, container_id)
         manager = Manager(resolve_paths(cgroups_path, container_id))
         # Recorded before anything is made, so that a create killed half-way can be deleted:
-        # pid 0 reads as "creating", and delete then knows which cgroups to remove.
-        cdir.save(State(id=container_id, bundle=opts.bundle, rootfs=rootfs,
-                        oci_version=spec.oci_version, cgroup_paths=manager.paths,
-                        cgroups_path=spec.linux.cgroups_path,
-                        systemd_cgroup=opts.systemd_cgroup, owner=os.geteuid()))
-        manager.create()
+        # pid 0 reads as "creating", and delete then knows which cgroups are the container's
+        # to remove: those missing now (one made meanwhile by someone else is put right below).
+        planned = manager.missing()
+        early = State(id=container_id, bundle=opts.bundle, rootfs=rootfs,
+                      oci_version=spec.oci_version, cgroup_paths=manager.paths,
+                      cgroups_created=planned, cgroups_path=spec.linux.cgroups_path,
+                      systemd_cgroup=opts.systemd_cgroup, owner=os.geteuid())
+        cdir.save(early)
+        try:
+            manager.create()
+        finally:
+            if manager.created != planned:
+                early.cgroups_created = manager.created
+                cdir.save(early)
         trace(f"cgroups made: {' '.join(sorted(set(manager.paths.values())))}")
         console_fd = os.dup(opts.console_fd) if opts.console_fd >= 0 else -1
         if opts.console_socket:
@@ -237,6 +246,7 @@ def create(store: Store, container_id: str, opts: Options,
             hooks.run("createRuntime", hook_json.get("createRuntime", []), state,
                       cwd=opts.bundle)
 
+        spawned = True
         init_pid, ch = spawn(request, runtime_hooks, cdir.record_mount)
         trace(f"init {init_pid} is ready and waits for start")
         os.close(fifo_fd)
@@ -253,8 +263,9 @@ def create(store: Store, container_id: str, opts: Options,
                 id=container_id, pid=init_pid, start_time=started, bundle=opts.bundle,
                 rootfs=rootfs, created=_created_now(), oci_version=spec.oci_version,
                 annotations=spec.annotations, cgroup_paths=manager.paths,
-                cgroups_path=spec.linux.cgroups_path, systemd_cgroup=opts.systemd_cgroup,
-                rootless=opts.rootless, own_pidns=pidns is not None and not pidns.path,
+                cgroups_created=manager.created, cgroups_path=spec.linux.cgroups_path,
+                systemd_cgroup=opts.systemd_cgroup, rootless=opts.rootless,
+                own_pidns=pidns is not None and not pidns.path,
                 hooks={k: v for k, v in hook_json.items() if k in ("poststart", "poststop")},
                 owner=os.geteuid(), seccomp=spec.linux.seccomp, process=doc.get("process"))
             cdir.save(state)
@@ -266,7 +277,7 @@ def create(store: Store, container_id: str, opts: Options,
             ch.close()
         return state
     except BaseException:
-        _undo(cdir, manager, init_pid, hook_json, container_id, opts, spec, rootfs)
+        _undo(cdir, manager, init_pid, hook_json, container_id, opts, spec, rootfs, spawned)
         raise
     finally:
         cdir.unlock()
@@ -295,14 +306,19 @@ def _host_id(mappings: list[spec_mod.IDMapping]) -> int:
 
 def _undo(cdir: ContainerDir, manager: Manager | None, init_pid: int,
           hook_json: dict[str, list[dict[str, object]]], container_id: str, opts: Options,
-          spec: spec_mod.Spec, rootfs: str) -> None:
+          spec: spec_mod.Spec, rootfs: str, spawned: bool) -> None:
     """Leave nothing behind: the init, its cgroups (and scope), its mounts in our mount
-    namespace, the state dir; poststop hooks if the init ran."""
+    namespace, the state dir; poststop hooks if the init ran. Only the container's processes
+    are signalled: with a pid namespace of its own, killing the init kills them all (spawn
+    killed an init it had not reported yet); without one, those left in its cgroups, once the
+    init was spawned (before that, nothing in them is the container's)."""
     kill_and_wait(init_pid)
     bundle = opts.bundle
     undo_mounts(cdir, rootfs)
     if manager is not None:
-        manager.signal_all(9)
+        pidns = spec.linux.namespace("pid")
+        if spawned and (pidns is None or pidns.path):
+            manager.signal_all(9)
         if opts.systemd_cgroup:
             from ..cgroups import systemd
 

@@ -34,24 +34,29 @@ def delete(store: Store, container_id: str, force: bool = False,
                 return
             raise
         current = st.status(cdir, state)
-        manager = Manager(state.cgroup_paths)
+        manager = Manager(state.cgroup_paths, state.cgroups_created)
         if current == st.CREATING:
-            # We hold the lock, so the create that recorded this has died half-way.
-            manager.signal_all(9)
+            # We hold the lock, so the create that recorded this has died half-way, before it
+            # recorded the init: nothing here is provably the container's, so nothing is
+            # signalled. Its init (and intermediate) die with the create's end of their channel;
+            # removing its cgroups waits for them.
             destroy(cdir, state, manager, warn)
             return
         if current in (st.RUNNING, st.PAUSED) and not force:
             st.require("delete", current, container_id)
+        if not state.own_pidns:
+            # Without a pid namespace of its own, the container's processes outlive its init
+            # and are told apart only by its cgroups (as runc does). With one, the kernel kills
+            # them all with the init; whatever else shares its cgroups is not the container's.
+            manager.signal_all(9)
         if current != st.STOPPED:
-            if not state.own_pidns:
-                manager.signal_all(9)
             if current == st.PAUSED:
                 manager.thaw()
             kill_and_wait(state.pid)
             if proc.alive(state.pid, state.start_time):
                 raise StatusError("container init still running")
-        elif force and not state.own_pidns:
-            manager.signal_all(9)
+            if not state.own_pidns:
+                manager.signal_all(9)  # any forked while the first pass ran
         destroy(cdir, state, manager, warn)
     finally:
         cdir.unlock()
@@ -59,9 +64,8 @@ def delete(store: Store, container_id: str, force: bool = False,
 
 def destroy(cdir: ContainerDir, state: State, manager: Manager,
             warn: Callable[[str], None] | None = None) -> None:
-    """Remove the cgroups, the mounts and the state dir, then run the poststop hooks (failures
-    only warn)."""
-    manager.signal_all(9)
+    """Remove the mounts, the cgroups the container created and the state dir, then run the
+    poststop hooks (failures only warn)."""
     for problem in undo_mounts(cdir, state.rootfs):
         if warn:
             warn(problem)

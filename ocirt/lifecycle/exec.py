@@ -6,6 +6,7 @@ import os
 
 from .. import jsonio
 from .. import spec as spec_mod
+from ..cgroups.fs import frozen_now
 from ..errors import ConfigError, ExecError, OcirtError
 from ..linux import syscalls as sc
 from ..process.execute import ExecRequest, spawn_exec
@@ -28,8 +29,8 @@ class ExecOptions:
                  user: str = "", additional_gids: list[str] | None = None,
                  caps: list[str] | None = None, no_new_privs: bool = False,
                  apparmor: str = "", process_label: str = "", preserve_fds: int = 0,
-                 ignore_paused: bool = False, cgroup: str = "", pidfd_socket: str = "",
-                 trace: Callable[[str], None] | None = None) -> None:
+                 ignore_paused: bool = False, cgroup: list[str] | None = None,
+                 pidfd_socket: str = "", trace: Callable[[str], None] | None = None) -> None:
         self.process_file = process_file
         self.args = args or []
         self.tty = tty
@@ -46,7 +47,7 @@ class ExecOptions:
         self.process_label = process_label
         self.preserve_fds = preserve_fds
         self.ignore_paused = ignore_paused
-        self.cgroup = cgroup
+        self.cgroup = cgroup or []  # ``--cgroup`` arguments, as given
         self.pidfd_socket = pidfd_socket
         self.trace = trace  # told each step, with --debug
 
@@ -123,7 +124,7 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
         raise ConfigError("cannot use console socket if ocirt will not detach or allocate tty")
     paths = state.cgroup_paths
     if opts.cgroup:
-        paths = _sub_cgroups(paths, opts.cgroup)
+        paths = _sub_cgroups(paths, opts.cgroup, opts.ignore_paused)
     keep_fds = 3 + opts.preserve_fds
     for fd in range(3, keep_fds):
         try:
@@ -187,17 +188,42 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
             os.close(master)
 
 
-def _sub_cgroups(paths: dict[str, str], spec: str) -> dict[str, str]:
-    """``--cgroup [controller:]path``: a sub-cgroup of the container's, which must exist."""
+def _sub_cgroups(paths: dict[str, str], args: list[str], ignore_paused: bool) -> dict[str, str]:
+    """``--cgroup path`` (every hierarchy) or ``--cgroup controller[,controller]:path``
+    (repeatable), parsed as runc parses them: the process goes to an existing sub-cgroup of
+    the container's. The path is taken below the container's cgroup (a leading "/" too) and
+    must stay there: no ".." out of it (not even into a sibling whose name begins with the
+    container's), no symlink (cgroupfs has none), and no frozen cgroup unless
+    ``--ignore-paused`` (the process would hang there, and this command with it)."""
+    subs: dict[str, str] = {}
+    for arg in args:
+        parts = arg.split(":")
+        if len(parts) > 2:
+            raise ExecError(f"invalid --cgroup argument: {arg}")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise ExecError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)")
+            subs[""] = arg
+            continue
+        for ctrl in parts[0].split(","):
+            if not ctrl:
+                raise ExecError(f"invalid --cgroup argument: {arg} (empty <controller> prefix)")
+            subs[ctrl] = parts[1]
     out = dict(paths)
-    for item in spec.split(","):
-        controllers, sep, sub = item.rpartition(":")
-        for key, path in paths.items():
-            if not sep or key in controllers.split(",") or (key == "" and controllers == ""):
-                candidate = os.path.join(path, sub.lstrip("/"))
-                if not os.path.isdir(candidate):
-                    raise ExecError(f"--cgroup: {candidate} does not exist")
-                out[key] = candidate
+    for ctrl, sub in subs.items():
+        keys = list(paths) if ctrl == "" else [k for k in paths if ctrl in k.split(",")]
+        if not keys:
+            raise ExecError(f"unknown controller {ctrl} in --cgroup")
+        for key in keys:
+            base = os.path.realpath(paths[key])
+            candidate = os.path.realpath(os.path.join(base, sub.lstrip("/")))
+            if not (candidate + "/").startswith(base + "/"):
+                raise ExecError(f"{sub} is not a sub cgroup path")
+            if not os.path.isdir(candidate):
+                raise ExecError(f"--cgroup: {candidate} does not exist")
+            if not ignore_paused and frozen_now(key, candidate):
+                raise ExecError(f"--cgroup: {candidate} is frozen")
+            out[key] = candidate
     return out
 
 
