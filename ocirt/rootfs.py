@@ -515,7 +515,10 @@ def _detach_outside(rootfs: str) -> None:
         except OSError as exc:
             if exc.errno == errno.ENOENT:  # under a mount detached before it
                 continue
-            if exc.errno not in (errno.EINVAL, errno.EPERM):
+            # EINVAL, EPERM: locked in our user namespace; EACCES: under a directory our user
+            # namespace's root may not search (another's mounts): only a procfs or sysfs
+            # matters, and it must be covered (if that fails too, so does the create)
+            if exc.errno not in (errno.EINVAL, errno.EPERM, errno.EACCES):
                 raise
             if fstype in _ORDINARY_DIRECTORY_ONLY and root == "/":
                 sc.mount("tmpfs", point, "tmpfs",

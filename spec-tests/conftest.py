@@ -26,11 +26,13 @@ import pytest
 from spec_support import (
     ConsoleReceiver,
     Containers,
+    MountNamespace,
     Runtime,
     SuiteResources,
     build_rootfs,
     cgroup_roots,
     is_under,
+    kill_and_reap,
     mountinfo_lines,
     remove_cgroup_parents,
     safe_rmtree,
@@ -270,3 +272,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         _detach_leaked_mounts(res)
     safe_rmtree(res.tmp)
+
+
+@pytest.fixture
+def own_mntns() -> Iterator[MountNamespace]:
+    """A mount namespace of the test's own, to run the runtime in (see MountNamespace)."""
+    ns = MountNamespace()
+    try:
+        yield ns
+    finally:
+        kill_and_reap(ns.proc)

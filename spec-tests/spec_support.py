@@ -1057,3 +1057,30 @@ def kill_and_reap(proc: subprocess.Popen) -> None:
             proc.send_signal(signal.SIGKILL)
     with contextlib.suppress(Exception):
         proc.wait(5)
+
+
+class MountNamespace:
+    """A mount namespace of the test's own (``unshare --mount --propagation private``, held by
+    a sleep): the runtime is run inside it as its caller, so that whatever a runtime mounts in
+    its caller's namespace (or leaks there) never reaches the host's, and goes with it."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sleep", "600"])
+        deadline = time.monotonic() + 10
+        while ns_link(self.proc.pid, "mnt") == ns_link("self", "mnt"):
+            assert time.monotonic() < deadline, "unshare did not make a mount namespace"
+            time.sleep(0.01)
+        self.path = f"/proc/{self.proc.pid}/ns/mnt"
+
+    def enter(self) -> None:
+        """preexec: the runtime's process joins the namespace."""
+        import ctypes
+
+        fd = os.open(self.path, os.O_RDONLY)
+        if ctypes.CDLL(None, use_errno=True).setns(fd, 0x00020000) != 0:  # CLONE_NEWNS
+            os._exit(121)
+        os.close(fd)
+
+    def mountinfo(self) -> list[str]:
+        return Path(f"/proc/{self.proc.pid}/mountinfo").read_text().splitlines()

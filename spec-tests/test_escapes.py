@@ -17,6 +17,7 @@ import json
 import os
 import stat
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from spec_support import (
     Bundle,
     ConsoleReceiver,
     Containers,
+    MountNamespace,
     assert_failed_cleanly,
     cap_mask,
     mountinfo_lines,
@@ -483,6 +485,27 @@ def test_container_cannot_mount_a_fresh_procfs(ctr: Containers, pivot: str, user
         b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     out = ctr.output(b, extra=["--no-pivot"] if pivot == "no-pivot" else [])
+    assert out.split() == ["tmpfs-mounted"], out
+
+
+def test_no_pivot_user_namespace_with_mounts_out_of_its_reach(
+    ctr: Containers, own_mntns: MountNamespace, workdir: Path
+) -> None:
+    """--no-pivot detaches the caller's mounts before MS_MOVE + chroot; one below a directory
+    the container's user namespace may not search (another's tmpfs under a 0700 directory)
+    cannot be reached by its root: it is left alone (it is no procfs), and the container runs
+    with its fresh-procfs protection intact. The runtime runs in a mount namespace of the
+    test's own, where that mount is made."""
+    hidden = workdir / "hidden"
+    (hidden / "m").mkdir(parents=True)
+    os.chmod(hidden, 0o700)
+    subprocess.run(["nsenter", f"--mount={own_mntns.path}", "mount", "-t", "tmpfs", "none",
+                    str(hidden / "m")], check=True, timeout=30)
+    b = ctr.bundle(["sh", "-c", _FRESH_MOUNTS])
+    b.add_namespace("user")
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    out = ctr.output(b, extra=["--no-pivot"], preexec=own_mntns.enter)
     assert out.split() == ["tmpfs-mounted"], out
 
 

@@ -7,13 +7,13 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from spec_support import (
     NAMESPACE_PROC_NAMES,
     Containers,
+    MountNamespace,
     assert_failed_cleanly,
     kill_and_reap,
     mountinfo_lines,
@@ -201,42 +201,6 @@ def test_loopback_is_up_in_a_new_network_namespace(ctr: Containers) -> None:
 # --------------------------------------------------------------------------------------------
 # The mount namespace: joined by path, or the caller's own (no "mount" entry)
 # --------------------------------------------------------------------------------------------
-
-
-class MountNamespace:
-    """A mount namespace of the test's own (``unshare --mount --propagation private``, held by
-    a sleep): the runtime is run inside it as its caller, so that whatever a runtime mounts in
-    its caller's namespace (or leaks there) never reaches the host's, and goes with it."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sleep", "600"])
-        deadline = time.monotonic() + 10
-        while ns_link(self.proc.pid, "mnt") == ns_link("self", "mnt"):
-            assert time.monotonic() < deadline, "unshare did not make a mount namespace"
-            time.sleep(0.01)
-        self.path = f"/proc/{self.proc.pid}/ns/mnt"
-
-    def enter(self) -> None:
-        """preexec: the runtime's process joins the namespace."""
-        import ctypes
-
-        fd = os.open(self.path, os.O_RDONLY)
-        if ctypes.CDLL(None, use_errno=True).setns(fd, 0x00020000) != 0:  # CLONE_NEWNS
-            os._exit(121)
-        os.close(fd)
-
-    def mountinfo(self) -> list[str]:
-        return Path(f"/proc/{self.proc.pid}/mountinfo").read_text().splitlines()
-
-
-@pytest.fixture
-def own_mntns() -> Iterator[MountNamespace]:
-    ns = MountNamespace()
-    try:
-        yield ns
-    finally:
-        kill_and_reap(ns.proc)
 
 
 def no_mount_ns_bundle(ctr: Containers, args: list[str]):
