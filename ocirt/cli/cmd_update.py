@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from .. import jsonio
+from .. import jsonio, specraw
 from ..errors import ConfigError, UsageError
+from ..specread import Reader
 from .flags import STR, Flag
 from .main import Context, require_args
 
@@ -68,6 +69,8 @@ def main(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
         except ValueError:
             raise UsageError(f"invalid value for --{name}: {value!r}") from None
         resources.setdefault(section, {})[key] = parsed
+    # checked as create checks linux.resources: a wrong type is refused here, in one line
+    specraw.resources(Reader(resources, "", source="resources"))
     from ..lifecycle.update import update
 
     update(ctx.store(), args[0], resources)
