@@ -2,9 +2,14 @@
 
 For every generated config, ``ocirt check`` and ``ocirt create`` (then ``delete --force``) each
 either succeed or fail cleanly: a non-zero exit and exactly one line on stderr starting with
-"ocirt: ", never a traceback, never a hang. After ``delete --force`` nothing is left: no state
-dir, no mount under the test's directory, no cgroup under the test's parent, no process of the
-container, nothing written outside the rootfs through a hostile path.
+"ocirt: ", never a traceback, never a hang. They are one validator: when ``check`` refuses a
+config, ``create`` refuses it with the same line and makes nothing (no state dir); when ``check``
+takes it, ``create`` never fails with a config.json message. After ``delete --force`` nothing is
+left: no state dir, no mount under the test's directory, no cgroup under the test's parent, no
+process of the container, nothing written outside the rootfs through a hostile path.
+
+The JSON Schema (ocirt/schema) is the cross-check of that validator, run in-process on many more
+configs: whatever the schema refuses, the parser refuses too.
 
 cgroupsPath takes any value, "/", "." and "/a/.." included: ``create`` and ``delete`` run in a
 cgroup sandbox (spec-tests/cgroup_sandbox.py) whose root, in every hierarchy, is the test's
@@ -35,8 +40,12 @@ from conftest import OCIRT, REPO
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
+from ocirt import spec
 from ocirt.cgroups import detect
 from ocirt.cgroups.fs import resolve_paths
+from ocirt.errors import ConfigError
+from ocirt.lifecycle.create import validate_config
+from ocirt.schema import validate_config as schema_problems
 
 EXAMPLES = int(os.environ.get("OCIRT_FUZZ_EXAMPLES", "0") or 0)
 LONG = EXAMPLES > 0
@@ -484,9 +493,19 @@ def test_fuzzed_config(env: Env, mutations: list[tuple[Any, ...]], encoding: str
     cgroups_path = _write_config(e, doc, encoding, cid, cgroups_path)
     passed = False
     try:
-        _assert_clean_outcome(_run("check", str(e.bundle)))
-        _assert_clean_outcome(_run("--root", str(e.root), "create", "--bundle", str(e.bundle),
-                                   cid, sandboxed=True))
+        checked = _run("check", str(e.bundle))
+        _assert_clean_outcome(checked)
+        created = _run("--root", str(e.root), "create", "--bundle", str(e.bundle), cid,
+                       sandboxed=True)
+        _assert_clean_outcome(created)
+        if checked.returncode != 0:
+            # one validator: the same line, and create refused before it made anything
+            assert created.returncode != 0, f"check refused, create took it: {checked.stderr}"
+            assert created.stderr == checked.stderr
+            assert not e.root.exists() or not os.listdir(e.root), "create made a state dir"
+        else:
+            assert not created.stderr.startswith("ocirt: config.json:"), \
+                f"check took it, create refused the config: {created.stderr}"
         deleted = _run("--root", str(e.root), "delete", "--force", cid, sandboxed=True)
         assert "Traceback" not in deleted.stderr, deleted.stderr
         assert deleted.returncode == 0, deleted.stderr
@@ -498,3 +517,40 @@ def test_fuzzed_config(env: Env, mutations: list[tuple[Any, ...]], encoding: str
             _force_clean(e, cid, cgroups_path)
         if not passed or not (e.rootfs / "bin" / "busybox").is_file() or e.count % 25 == 0:
             e.refresh_rootfs()
+
+
+def _without_nulls(value: Any) -> Any:
+    """The document as the parser reads it (as Go's encoding/json does): a null member is an
+    absent one. The schema alone would refuse ``"hostname": null``, that runc takes."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def parser_verdict(doc: Any) -> str:
+    """The validator's verdict on a decoded config.json: "" (taken) or its one line."""
+    try:
+        validate_config(spec.parse(doc))
+    except ConfigError as exc:
+        return exc.message
+    return ""
+
+
+@given(mutations=st.lists(MUTATION, min_size=1, max_size=4))
+@settings(max_examples=(EXAMPLES or 300) * 10, deadline=None, database=None,
+          derandomize=not LONG, print_blob=True, suppress_health_check=list(HealthCheck))
+@_seeded
+def test_schema_refusals_are_parser_refusals(mutations: list[tuple[Any, ...]]) -> None:
+    """The cross-check: a config the JSON Schema refuses, the parser (create's and check's
+    validator) refuses too. A miss is a rule of the schema the parser lacks."""
+    doc: Any = copy.deepcopy(BASE)
+    for m in mutations:
+        doc = _apply(doc, m)
+    doc = json.loads(json.dumps(doc))  # what a config.json file decodes to
+    problems = schema_problems(_without_nulls(doc))
+    verdict = parser_verdict(doc)
+    assert "Traceback" not in verdict and "\n" not in verdict
+    if problems:
+        assert verdict, f"the schema refuses it ({problems[0]}), the parser takes it"

@@ -287,7 +287,8 @@ def _semantic_problems(doc: object) -> Iterator[Problem]:
     for i, ns in _items(linux.get("namespaces")):
         if not isinstance(ns, Mapping):
             continue
-        yield from _absolute(ns.get("path"), ["linux", "namespaces", i, "path"])
+        if ns.get("path"):  # "" is no path: a new namespace, as runc reads it
+            yield from _absolute(ns.get("path"), ["linux", "namespaces", i, "path"])
         ns_type = ns.get("type")
         if isinstance(ns_type, str):
             if ns_type in seen:
