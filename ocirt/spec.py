@@ -450,8 +450,6 @@ def load(bundle: str) -> tuple[Spec, dict[str, Any]]:
         raise ConfigError(f"open {path}: no such file or directory") from None
     except OSError as exc:
         raise ConfigError(f"open {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config.json: invalid JSON: not UTF-8 (byte {exc.start})") from None
     except ValueError as exc:  # jsonio's own one-line words ("Expecting value: char 0")
         raise ConfigError(f"config.json: invalid JSON: {exc}") from None
     return parse(doc), doc
