@@ -221,31 +221,30 @@ PROPAGATIONS = ("", "shared", "slave", "private", "unbindable", "rshared", "rsla
                 "runbindable")
 
 
-def check_strings(value: Any, pointer: str = "") -> None:
+def check_strings(value: Any, pointer: str = "", source: str = "config.json") -> None:
     """Refuse strings no system call can take: a NUL byte, or a lone surrogate (a ``\\ud800``
     escape) that has no UTF-8 encoding. Keys and values, at any depth."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise ConfigError(f"config.json: {pointer or '/'}: string contains a NUL byte")
+            raise fail(pointer, "string contains a NUL byte", source)
         try:
             value.encode()
         except UnicodeEncodeError:
-            raise ConfigError(f"config.json: {pointer or '/'}: string is not valid "
-                              "UTF-8") from None
+            raise fail(pointer, "string is not valid UTF-8", source) from None
     elif isinstance(value, dict):
         for key, item in value.items():
             name = key.encode(errors="backslashreplace").decode().replace("\x00", "\\x00")
-            check_strings(key, f"{pointer}/{escape(name)}")
-            check_strings(item, f"{pointer}/{escape(name)}")
+            check_strings(key, f"{pointer}/{escape(name)}", source)
+            check_strings(item, f"{pointer}/{escape(name)}", source)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            check_strings(item, f"{pointer}/{i}")
+            check_strings(item, f"{pointer}/{i}", source)
 
 
-def parse_process(doc: Any, pointer: str = "/process") -> Process:
-    """A process object (config.json's ``process``, or ``exec --process``'s file)."""
-    check_strings(doc, pointer)
-    return _process(Reader(doc, pointer))
+def parse_process(doc: Any, pointer: str = "/process", source: str = "config.json") -> Process:
+    """A process object (config.json's ``process``, or ``exec --process``'s file: ``source``)."""
+    check_strings(doc, pointer, source)
+    return _process(Reader(doc, pointer, source))
 
 
 #: setrlimit(2)'s resources, as runc knows them
