@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from .. import jsonio, specraw
+from .. import jsonio
 from ..errors import ConfigError, UsageError
-from ..specread import Reader
 from .flags import STR, Flag
 from .main import Context, require_args
 
@@ -51,7 +50,11 @@ def main(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     source = opts["resources"]
     if source:
         try:
-            raw = sys.stdin.read() if source == "-" else open(source).read()
+            if source == "-":
+                raw = sys.stdin.buffer.read()
+            else:
+                with open(source, "rb") as f:
+                    raw = f.read()
             resources = jsonio.loads(raw) if raw.strip() else {}
         except OSError as exc:
             raise ConfigError(f"open {source}: {(exc.strerror or '').lower()}") from None
@@ -69,8 +72,6 @@ def main(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
         except ValueError:
             raise UsageError(f"invalid value for --{name}: {value!r}") from None
         resources.setdefault(section, {})[key] = parsed
-    # checked as create checks linux.resources: a wrong type is refused here, in one line
-    specraw.resources(Reader(resources, "", source="resources"))
     from ..lifecycle.update import update
 
     update(ctx.store(), args[0], resources)
