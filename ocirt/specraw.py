@@ -89,8 +89,9 @@ def resources(r: Reader) -> None:
         rule.int64("major")
         rule.int64("minor")
         access = rule.get("access", str, "")
-        if any(c not in "rwm" for c in access):
-            raise rule.fail("access", f"must be made of the letters r, w and m, not {access!r}")
+        if access and not any(c in "rwm" for c in access):
+            # runc drops other letters ("rwa" is "rw"), but a rule left with none is an error
+            raise rule.fail("access", f"must have one of the letters r, w and m, not {access!r}")
     mem = r.child("memory")
     if mem is not None:
         for key in ("limit", "reservation", "swap", "kernel", "kernelTCP"):

@@ -151,9 +151,9 @@ CASES = [
      "config.json: /linux/resources/cpu/shares: must be an integer between 0 and "
      "18446744073709551615"),
     ("linux/resources", {"pids": {}}, "config.json: /linux/resources/pids/limit: is required"),
-    ("linux/resources", {"devices": [{"allow": True, "access": "rwx"}]},
-     "config.json: /linux/resources/devices/0/access: must be made of the letters r, w and m, "
-     "not 'rwx'"),
+    ("linux/resources", {"devices": [{"allow": True, "access": "xyz"}]},
+     "config.json: /linux/resources/devices/0/access: must have one of the letters r, w and m, "
+     "not 'xyz'"),
     ("linux/resources", {"blockIO": {"weight": 5}},
      "config.json: /linux/resources/blockIO/weight: must be 0 or between 10 and 1000"),
     ("linux/resources", {"hugepageLimits": [{"pageSize": "../x", "limit": 1}]},
