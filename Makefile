@@ -68,10 +68,12 @@ unit: dev
 engines: dev test-install
 	$(BIN)/pytest -q tests/engines --runtime $(TEST_PREFIX)/bin/ocirt
 
-# a long run of the config.json fuzzer (tests/test_fuzz.py); FUZZ_SEED=<n> repeats one
+# a long run of the config.json fuzzer (tests/test_fuzz.py) and of the schema cross-check
+# (tests/test_one_validator.py: every value); FUZZ_SEED=<n> repeats one
 FUZZ_EXAMPLES ?= 10000
 fuzz: dev
-	OCIRT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) OCIRT_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest -q tests/test_fuzz.py
+	OCIRT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) OCIRT_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest -q tests/test_fuzz.py \
+		tests/test_one_validator.py
 
 spec: dev test-install
 	$(BIN)/pytest -q spec-tests --runtime $(TEST_PREFIX)/bin/ocirt

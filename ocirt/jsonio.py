@@ -49,8 +49,11 @@ _encode_sorted = _json.make_encoder(None, _unserializable, _json.encode_basestri
 
 
 def loads(data: str | bytes) -> Any:
-    """Decode one JSON document; ValueError (UnicodeDecodeError for bad UTF-8) if invalid."""
-    text = data.decode() if isinstance(data, bytes) else data
+    """Decode one JSON document; ValueError, in one line of our own words, if invalid."""
+    try:
+        text = data.decode() if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:  # not Python's words ("'utf-8' codec can't decode ...")
+        raise ValueError(f"not UTF-8 (byte {exc.start})") from None
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _scan(text, start)

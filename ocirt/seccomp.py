@@ -15,33 +15,13 @@ import os
 
 from . import jsonio
 from .errors import ConfigError, SysError
+from .specraw import ACTIONS, ARCHES, FLAGS, OPERATORS
 from .state import write_atomic
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from typing import Any
 
-ACTIONS = {
-    "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000,
-    "SCMP_ACT_KILL_PROCESS": 0x80000000, "SCMP_ACT_TRAP": 0x00030000,
-    "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000, "SCMP_ACT_LOG": 0x7FFC0000,
-    "SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_NOTIFY": 0x7FC00000,
-}
-OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
-             "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
-ARCHES = {
-    "SCMP_ARCH_X86": "X86", "SCMP_ARCH_X86_64": "X86_64", "SCMP_ARCH_X32": "X32",
-    "SCMP_ARCH_ARM": "ARM", "SCMP_ARCH_AARCH64": "AARCH64", "SCMP_ARCH_MIPS": "MIPS",
-    "SCMP_ARCH_MIPS64": "MIPS64", "SCMP_ARCH_MIPS64N32": "MIPS64N32",
-    "SCMP_ARCH_MIPSEL": "MIPSEL", "SCMP_ARCH_MIPSEL64": "MIPSEL64",
-    "SCMP_ARCH_MIPSEL64N32": "MIPSEL64N32", "SCMP_ARCH_PPC": "PPC", "SCMP_ARCH_PPC64": "PPC64",
-    "SCMP_ARCH_PPC64LE": "PPC64LE", "SCMP_ARCH_S390": "S390", "SCMP_ARCH_S390X": "S390X",
-    "SCMP_ARCH_PARISC": "PARISC", "SCMP_ARCH_PARISC64": "PARISC64",
-    "SCMP_ARCH_RISCV64": "RISCV64",
-}
-#: filter flags of seccomp(2) by their spec names
-FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
-         "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
 _DEFAULT_ERRNO = 1  # EPERM
 _NR_SECCOMP = {"x86_64": 317, "aarch64": 277}.get(os.uname().machine, -1)
@@ -77,18 +57,13 @@ class Filter:
 
 def prepare(profile: dict[str, Any], oci_version: str) -> Filter:
     """Compile (or fetch from the cache) and, for notify rules, connect to the listener."""
-    try:
-        notify = profile.get("defaultAction") == "SCMP_ACT_NOTIFY" or any(
-            rule.get("action") == "SCMP_ACT_NOTIFY" for rule in profile.get("syscalls") or [])
-        listener = profile.get("listenerPath") or ""
-        if notify and not listener:
-            raise ConfigError("linux.seccomp: SCMP_ACT_NOTIFY needs a listenerPath")
-        filt = Filter(program(profile), flags_of(profile), -1,
-                      profile.get("listenerMetadata") or "", oci_version)
-    except (AttributeError, KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
-        # the profile is raw JSON: a missing field or a wrong type surfaces here
-        raise ConfigError(f"linux.seccomp: invalid profile ({type(exc).__name__}: {exc})") \
-            from None
+    # the profile was checked when config.json was parsed (ocirt.specraw.seccomp): its
+    # members have their types, its names are known, a notify rule has its listener
+    notify = profile["defaultAction"] == "SCMP_ACT_NOTIFY" or any(
+        rule["action"] == "SCMP_ACT_NOTIFY" for rule in profile.get("syscalls") or [])
+    listener = profile.get("listenerPath") or ""
+    filt = Filter(program(profile), flags_of(profile), -1, profile.get("listenerMetadata") or "",
+                  oci_version)
     if notify:
         import socket
 

@@ -1,77 +1,34 @@
 """The runtime-spec configuration (config.json) as typed records.
 
-:func:`load` parses a bundle's config.json and checks what the runtime relies on: required fields
-and their types. Full validation against the JSON Schema is ``ocirt check``; this stays cheap so
-that ``create`` never imports jsonschema.
+:func:`load` parses a bundle's config.json and checks all of it, as strictly as the JSON Schema
+of :mod:`ocirt.schema` (types, ranges, enums, patterns, required members) and more (absolute
+paths, known rlimits, no NUL bytes). It is the one validator: ``create`` and ``ocirt check``
+both run it, so they refuse the same configs with the same line; the schema is a cross-check
+run by the tests (see :mod:`ocirt.specread` for why it is not the validator itself).
 """
 
 from __future__ import annotations
 
 import os
 
-from . import jsonio
+from . import jsonio, specraw
 from .errors import ConfigError
+from .specread import (
+    INT64,
+    UINT32,
+    UINT64,
+    Reader,
+    env_entry,
+    escape,
+    fail,
+    prefixed_name,
+    semver,
+    show,
+)
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds per command
 if TYPE_CHECKING:
     from typing import Any
-
-_UINT32 = (1 << 32) - 1
-
-
-class _Reader:
-    """Typed access to one JSON object, naming the JSON pointer of anything wrong."""
-
-    def __init__(self, obj: Any, pointer: str) -> None:
-        if not isinstance(obj, dict):
-            raise ConfigError(f"config.json: {pointer or '/'} must be an object")
-        self.obj = obj
-        self.pointer = pointer
-
-    def _fail(self, key: str, what: str) -> ConfigError:
-        return ConfigError(f"config.json: {self.pointer}/{key} must be {what}")
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None,
-            required: bool = False) -> Any:
-        if key not in self.obj or self.obj[key] is None:
-            if required:
-                raise ConfigError(f"config.json: {self.pointer}/{key} is required")
-            return default
-        value = self.obj[key]
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise self._fail(key, "an integer")
-        if not isinstance(value, kind):
-            name = {str: "a string", bool: "a boolean", list: "an array", dict: "an object",
-                    int: "an integer"}.get(kind if isinstance(kind, type) else str, "valid")
-            raise self._fail(key, name)
-        return value
-
-    def uint(self, key: str, default: int | None = None, required: bool = False,
-             limit: int = _UINT32) -> int | None:
-        value = self.get(key, int, default, required)
-        if value is not None and not 0 <= value <= limit:
-            raise self._fail(key, f"an integer between 0 and {limit}")
-        return value
-
-    def strings(self, key: str) -> list[str]:
-        value = self.get(key, list, [])
-        if not all(isinstance(v, str) for v in value):
-            raise self._fail(key, "an array of strings")
-        return list(value)
-
-    def str_map(self, key: str) -> dict[str, str]:
-        value = self.get(key, dict, {})
-        if not all(isinstance(v, str) for v in value.values()):
-            raise self._fail(key, "an object of strings")
-        return dict(value)
-
-    def objects(self, key: str) -> list[_Reader]:
-        return [_Reader(v, f"{self.pointer}/{key}/{i}") for i, v in enumerate(self.get(key, list, []))]
-
-    def child(self, key: str) -> _Reader | None:
-        value = self.get(key, dict)
-        return None if value is None else _Reader(value, f"{self.pointer}/{key}")
-
 
 class _Factory:
     """A field default made afresh for each record (dataclasses' ``default_factory``)."""
@@ -129,7 +86,7 @@ class _Record:
 
 def _absolute(path: str, pointer: str) -> str:
     if not path.startswith("/"):
-        raise ConfigError(f"config.json: {pointer} must be an absolute path: {path!r}")
+        raise fail(pointer, f"must be an absolute path, not {show(path)}")
     return path
 
 
@@ -264,198 +221,221 @@ PROPAGATIONS = ("", "shared", "slave", "private", "unbindable", "rshared", "rsla
                 "runbindable")
 
 
-def check_strings(value: Any, pointer: str = "") -> None:
+def check_strings(value: Any, pointer: str = "", source: str = "config.json") -> None:
     """Refuse strings no system call can take: a NUL byte, or a lone surrogate (a ``\\ud800``
     escape) that has no UTF-8 encoding. Keys and values, at any depth."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise ConfigError(f"config.json: {pointer or '/'}: string contains a NUL byte")
+            raise fail(pointer, "string contains a NUL byte", source)
         try:
             value.encode()
         except UnicodeEncodeError:
-            raise ConfigError(f"config.json: {pointer or '/'}: string is not valid "
-                              "UTF-8") from None
+            raise fail(pointer, "string is not valid UTF-8", source) from None
     elif isinstance(value, dict):
         for key, item in value.items():
             name = key.encode(errors="backslashreplace").decode().replace("\x00", "\\x00")
-            check_strings(key, f"{pointer}/{name}")
-            check_strings(item, f"{pointer}/{name}")
+            check_strings(key, f"{pointer}/{escape(name)}", source)
+            check_strings(item, f"{pointer}/{escape(name)}", source)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            check_strings(item, f"{pointer}/{i}")
+            check_strings(item, f"{pointer}/{i}", source)
 
 
-def parse_process(doc: Any, pointer: str = "/process") -> Process:
-    """A process object (config.json's ``process``, or ``exec --process``'s file)."""
-    check_strings(doc, pointer)
-    return _process(_Reader(doc, pointer))
+def parse_process(doc: Any, pointer: str = "/process", source: str = "config.json") -> Process:
+    """A process object (config.json's ``process``, or ``exec --process``'s file: ``source``)."""
+    check_strings(doc, pointer, source)
+    return _process(Reader(doc, pointer, source))
 
 
-def _process(r: _Reader) -> Process:
+#: setrlimit(2)'s resources, as runc knows them
+RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE",
+           "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE",
+           "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING",
+           "RLIMIT_STACK")
+CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+_CAPABILITY = prefixed_name("CAP_")
+_ENV = "an environment entry KEY=value"
+
+
+def _process(r: Reader) -> Process:
     args = r.strings("args")
     if not args:
-        raise ConfigError("config.json: /process/args must not be empty")
-    cwd = _absolute(r.get("cwd", str, required=True), "/process/cwd")
+        raise r.fail("args", "must not be empty")
+    cwd = _absolute(r.get("cwd", str, required=True), r.at("cwd"))
     size = r.child("consoleSize")
     user_r = r.child("user")
     user = User()
     if user_r is not None:
         gids = user_r.get("additionalGids", list, [])
-        if not all(isinstance(g, int) and not isinstance(g, bool) and 0 <= g <= _UINT32
-                   for g in gids):
-            raise ConfigError("config.json: /process/user/additionalGids must be an array of uint32")
+        for i, g in enumerate(gids):
+            if not (isinstance(g, int) and not isinstance(g, bool) and 0 <= g <= UINT32):
+                raise user_r.fail_item("additionalGids", i,
+                                       f"must be an integer between 0 and {UINT32}")
+        user_r.get("username", str)
         user = User(uid=user_r.uint("uid", required=True) or 0,
                     gid=user_r.uint("gid", required=True) or 0,
                     umask=user_r.uint("umask"), additional_gids=gids)
     rlimits = []
     for rl in r.objects("rlimits"):
-        kind = rl.get("type", str, required=True)
-        limit = (1 << 64) - 1
-        rlimits.append(Rlimit(kind, rl.uint("soft", required=True, limit=limit) or 0,
-                              rl.uint("hard", required=True, limit=limit) or 0))
+        kind = rl.enum("type", RLIMITS, "resource", required=True) or ""
+        rlimits.append(Rlimit(kind, rl.uint("soft", required=True, limit=UINT64) or 0,
+                              rl.uint("hard", required=True, limit=UINT64) or 0))
     caps_r = r.child("capabilities")
     caps = None
     if caps_r is not None:
-        caps = Capabilities(*(caps_r.strings(k) for k in
-                              ("bounding", "effective", "inheritable", "permitted", "ambient")))
-    oom = r.get("oomScoreAdj", int)
-    if oom is not None and not -1000 <= oom <= 1000:
-        raise ConfigError("config.json: /process/oomScoreAdj must be between -1000 and 1000")
+        caps = Capabilities(*(caps_r.strings(k, _CAPABILITY, "a capability such as 'CAP_CHOWN'")
+                              for k in CAPABILITY_SETS))
+    oom = r.integer("oomScoreAdj", -1000, 1000)
+    r.get("commandLine", str)
+    affinity = r.child("execCPUAffinity")
     return Process(
         args=args, cwd=cwd, terminal=r.get("terminal", bool, False),
         console_size=None if size is None else (size.uint("height", required=True) or 0,
                                                 size.uint("width", required=True) or 0),
-        env=r.strings("env"), user=user, rlimits=rlimits, capabilities=caps,
+        env=r.strings("env", env_entry, _ENV), user=user, rlimits=rlimits, capabilities=caps,
         no_new_privileges=r.get("noNewPrivileges", bool, False), oom_score_adj=oom,
         apparmor_profile=r.get("apparmorProfile", str, ""),
         selinux_label=r.get("selinuxLabel", str, ""), io_priority=_io_priority(r),
-        scheduler=_scheduler(r), exec_cpu_affinity=r.str_map("execCPUAffinity") or None)
+        scheduler=_scheduler(r),
+        exec_cpu_affinity=None if affinity is None else specraw.cpu_affinity(affinity) or None)
 
 
 IO_CLASSES = ("IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE")
-SCHED_POLICIES = ("SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO",
-                  "SCHED_IDLE", "SCHED_DEADLINE")
+SCHED_POLICIES = specraw.SCHED_POLICIES
 
 
-def _io_priority(r: _Reader) -> tuple[str, int] | None:
+def _io_priority(r: Reader) -> tuple[str, int] | None:
     io = r.child("ioPriority")
     if io is None:
         return None
-    klass = io.get("class", str, required=True)
-    if klass not in IO_CLASSES:
-        raise ConfigError(f"config.json: /process/ioPriority/class: unknown class {klass!r}")
-    priority = io.uint("priority", 0) or 0
-    if priority > 7:
-        raise ConfigError("config.json: /process/ioPriority/priority must be between 0 and 7")
-    return klass, priority
+    klass = io.enum("class", IO_CLASSES, "class", required=True) or ""
+    return klass, io.integer("priority", 0, 7, 0) or 0
 
 
-def _scheduler(r: _Reader) -> dict[str, Any] | None:
+def _scheduler(r: Reader) -> dict[str, Any] | None:
     sched = r.child("scheduler")
     if sched is None:
         return None
-    policy = sched.get("policy", str, required=True)
-    if policy not in SCHED_POLICIES:
-        raise ConfigError(f"config.json: /process/scheduler/policy: unknown policy {policy!r}")
+    specraw.scheduler(sched)
     return dict(sched.obj)
 
 
-def _mappings(r: _Reader, key: str) -> list[IDMapping]:
+def _mappings(r: Reader, key: str) -> list[IDMapping]:
     return [IDMapping(m.uint("containerID", required=True) or 0, m.uint("hostID", required=True) or 0,
                       m.uint("size", required=True) or 0) for m in r.objects(key)]
 
 
-def _linux(r: _Reader) -> Linux:
+def _linux(r: Reader) -> Linux:
     namespaces = []
     seen = set()
     for ns in r.objects("namespaces"):
-        kind = ns.get("type", str, required=True)
-        if kind not in NAMESPACE_TYPES:
-            raise ConfigError(f"config.json: {ns.pointer}/type: unknown namespace type {kind!r}")
+        kind = ns.enum("type", NAMESPACE_TYPES, "namespace type", required=True) or ""
         if kind in seen:
-            raise ConfigError(f"config.json: duplicate namespace type {kind!r}")
+            raise ns.fail("type", f"duplicate namespace type {kind!r}")
         seen.add(kind)
         path = ns.get("path", str, "")
         if path:
-            _absolute(path, f"{ns.pointer}/path")
+            _absolute(path, ns.at("path"))
         namespaces.append(Namespace(kind, path))
     offsets = {}
     time_r = r.child("timeOffsets")
     if time_r is not None:
-        for clock in ("monotonic", "boottime"):
+        for clock in time_r.obj:
+            if clock not in ("monotonic", "boottime"):
+                raise time_r.fail(clock, f"unknown clock {show(clock)}")
             c = time_r.child(clock)
             if c is not None:
-                offsets[clock] = (c.get("secs", int, 0), c.uint("nanosecs", 0) or 0)
+                offsets[clock] = (c.int64("secs") or 0, c.uint("nanosecs", 0) or 0)
     devices = []
     for d in r.objects("devices"):
-        kind = d.get("type", str, required=True)
-        if kind not in ("c", "b", "u", "p"):
-            raise ConfigError(f"config.json: {d.pointer}/type: unknown device type {kind!r}")
-        path = _absolute(d.get("path", str, required=True), f"{d.pointer}/path")
+        kind = d.enum("type", ("c", "b", "u", "p"), "device type", required=True) or ""
+        path = _absolute(d.get("path", str, required=True), d.at("path"))
         path = "/" + os.path.normpath(path).lstrip("/")  # "/dev//fuse/" is /dev/fuse (as runc)
         if path == "/":
-            raise ConfigError(f"config.json: {d.pointer}/path: a device cannot be /")
-        devices.append(Device(kind, path,
-                              d.get("major", int, 0), d.get("minor", int, 0), d.uint("fileMode"),
+            raise d.fail("path", "a device cannot be /")
+        numbers_required = kind != "p"
+        devices.append(Device(kind, path, d.int64("major", numbers_required) or 0,
+                              d.int64("minor", numbers_required) or 0, d.uint("fileMode"),
                               d.uint("uid"), d.uint("gid")))
-    propagation = r.get("rootfsPropagation", str, "")
-    if propagation not in PROPAGATIONS:
-        raise ConfigError(f"config.json: /linux/rootfsPropagation: unknown propagation {propagation!r}")
+    propagation = r.enum("rootfsPropagation", PROPAGATIONS, "propagation", "") or ""
+    _raw(r, "resources", specraw.resources)
+    _raw(r, "intelRdt", specraw.intel_rdt)
+    _raw(r, "seccomp", specraw.seccomp)
+    _raw(r, "memoryPolicy", specraw.memory_policy)
+    _raw(r, "netDevices", specraw.net_devices)
     return Linux(
         namespaces=namespaces, uid_mappings=_mappings(r, "uidMappings"),
         gid_mappings=_mappings(r, "gidMappings"), time_offsets=offsets, devices=devices,
         cgroups_path=r.get("cgroupsPath", str, ""), resources=r.get("resources", dict, {}),
         sysctl=r.str_map("sysctl"), seccomp=r.get("seccomp", dict),
         rootfs_propagation=propagation,
-        masked_paths=[_absolute(p, "/linux/maskedPaths") for p in r.strings("maskedPaths")],
-        readonly_paths=[_absolute(p, "/linux/readonlyPaths") for p in r.strings("readonlyPaths")],
+        masked_paths=[_absolute(p, f"{r.at('maskedPaths')}/{i}")
+                      for i, p in enumerate(r.strings("maskedPaths"))],
+        readonly_paths=[_absolute(p, f"{r.at('readonlyPaths')}/{i}")
+                        for i, p in enumerate(r.strings("readonlyPaths"))],
         mount_label=r.get("mountLabel", str, ""), personality=_personality(r),
         intel_rdt=r.get("intelRdt", dict))
 
 
-def _personality(r: _Reader) -> dict[str, Any] | None:
+def _raw(r: Reader, key: str, check: Any) -> None:
+    """Check a member kept as raw JSON."""
+    child = r.child(key)
+    if child is not None:
+        check(child)
+
+
+def _personality(r: Reader) -> dict[str, Any] | None:
     p = r.child("personality")
     if p is None:
         return None
-    domain = p.get("domain", str, required=True)
-    if domain not in ("LINUX", "LINUX32"):
-        raise ConfigError(f"config.json: /linux/personality/domain: unknown domain {domain!r}")
+    p.enum("domain", ("LINUX", "LINUX32"), "domain", required=True)
+    p.strings("flags")
     return dict(p.obj)
+
+
+def _hook(h: Reader) -> Hook:
+    path = _absolute(h.get("path", str, required=True), h.at("path"))
+    args = h.strings("args")
+    env = h.strings("env", env_entry, _ENV)
+    return Hook(path, args, env, h.integer("timeout", 1, INT64[1]))
 
 
 def parse(doc: Any) -> Spec:
     """Build a :class:`Spec` from decoded config.json, or raise ConfigError naming the field."""
     check_strings(doc)
-    r = _Reader(doc, "")
+    r = Reader(doc, "")
+    version = r.get("ociVersion", str, required=True)
+    if not semver(version):
+        raise r.fail("ociVersion", f"must be a SemVer 2.0.0 version such as '1.2.0', not "
+                     f"{show(version)}")
     root_r = r.child("root")
     if root_r is None:
-        raise ConfigError("config.json: /root is required")
+        raise r.fail("root", "is required")
+    root_path = root_r.get("path", str, required=True)
+    if not root_path:
+        raise root_r.fail("path", "must not be empty")
     mounts = []
     for m in r.objects("mounts"):
         mounts.append(Mount(_absolute(m.get("destination", str, required=True),
-                                      f"{m.pointer}/destination"),
+                                      m.at("destination")),
                             m.get("type", str, ""), m.get("source", str, ""), m.strings("options")))
+        _mappings(m, "uidMappings")
+        _mappings(m, "gidMappings")
     hooks: dict[str, list[Hook]] = {}
     hooks_r = r.child("hooks")
     if hooks_r is not None:
         for kind in HOOK_KINDS:
-            entries = []
-            for h in hooks_r.objects(kind):
-                timeout = h.get("timeout", int)
-                if timeout is not None and timeout <= 0:
-                    raise ConfigError(f"config.json: {h.pointer}/timeout must be positive")
-                entries.append(Hook(_absolute(h.get("path", str, required=True), f"{h.pointer}/path"),
-                                    h.strings("args"), h.strings("env"), timeout))
+            entries = [_hook(h) for h in hooks_r.objects(kind)]
             if entries:
                 hooks[kind] = entries
     process_r = r.child("process")
     linux_r = r.child("linux")
     return Spec(
-        oci_version=r.get("ociVersion", str, required=True),
-        root=Root(root_r.get("path", str, required=True), root_r.get("readonly", bool, False)),
+        oci_version=version,
+        root=Root(root_path, root_r.get("readonly", bool, False)),
         process=None if process_r is None else _process(process_r),
         mounts=mounts, hostname=r.get("hostname", str, ""), domainname=r.get("domainname", str, ""),
-        hooks=hooks, annotations=r.str_map("annotations"),
+        hooks=hooks, annotations=r.str_map("annotations", nonempty_keys=True),
         linux=Linux() if linux_r is None else _linux(linux_r))
 
 
@@ -469,6 +449,6 @@ def load(bundle: str) -> tuple[Spec, dict[str, Any]]:
         raise ConfigError(f"open {path}: no such file or directory") from None
     except OSError as exc:
         raise ConfigError(f"open {path}: {exc.strerror}") from None
-    except ValueError as exc:
+    except ValueError as exc:  # jsonio's own one-line words ("Expecting value: char 0")
         raise ConfigError(f"config.json: invalid JSON: {exc}") from None
     return parse(doc), doc

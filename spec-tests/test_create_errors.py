@@ -78,6 +78,27 @@ def _join_missing_ns_path(b: Bundle) -> bool:
     return True
 
 
+def _unknown_rlimit(b: Bundle) -> bool:
+    # "error" is not a resource (it once reached setrlimit in the init as Python's exception)
+    b.process["rlimits"] = [{"type": "error", "hard": 1, "soft": 1}]
+    return True
+
+
+def _resources_wrong_type(b: Bundle) -> bool:
+    b.linux.setdefault("resources", {})["memory"] = {"limit": "1g"}
+    return True
+
+
+def _negative_uid(b: Bundle) -> bool:
+    b.process["user"] = {"uid": -1, "gid": 0}
+    return True
+
+
+def _unknown_seccomp_action(b: Bundle) -> bool:
+    b.linux["seccomp"] = {"defaultAction": "SCMP_ACT_BOGUS"}
+    return True
+
+
 CASES: dict[str, tuple[Callable[[Bundle], bool], tuple[str, ...]]] = {
     "malformed-config": (_malformed, ()),
     "missing-config": (_missing_config, ()),
@@ -91,6 +112,10 @@ CASES: dict[str, tuple[Callable[[Bundle], bool], tuple[str, ...]]] = {
     "relative-cwd": (_relative_cwd, ()),
     "missing-bind-source": (_missing_bind_source, ()),
     "join-missing-namespace-path": (_join_missing_ns_path, ()),
+    "unknown-rlimit-type": (_unknown_rlimit, ()),
+    "resources-wrong-type": (_resources_wrong_type, ()),
+    "negative-uid": (_negative_uid, ()),
+    "unknown-seccomp-action": (_unknown_seccomp_action, ()),
 }
 
 

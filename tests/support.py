@@ -9,12 +9,16 @@ import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from conftest import OCIRT, REPO
 
+from ocirt import spec
 from ocirt.cgroups.fs import resolve_paths
+from ocirt.errors import ConfigError
+from ocirt.lifecycle.create import validate_config
 
 
 def run(root: Path | None, *args: str, stdin: bytes | None = None,
@@ -99,3 +103,36 @@ class Bundles:
                         os.rmdir(p)
                     except OSError:
                         pass
+
+
+# -- config.json: the validator and its cross-check -------------------------------------------
+
+def validator_verdict(doc: Any = None, bundle: str = "") -> str:
+    """What the one validator (create's and check's: parse, then validate_config) says of a
+    decoded config.json, or of a bundle's file: "" (taken) or its one line."""
+    try:
+        validate_config(spec.load(bundle)[0] if bundle else spec.parse(doc))
+    except ConfigError as exc:
+        return exc.message
+    return ""
+
+
+def without_nulls(value: Any) -> Any:
+    """The document as the parser reads it (as Go's encoding/json does): a null member is an
+    absent one. The schema alone would refuse ``"hostname": null``, that runc takes."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
+def json_paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The path of every value in ``doc``, its own (``()``) first."""
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from json_paths(v, (*prefix, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from json_paths(v, (*prefix, i))

@@ -208,6 +208,18 @@ def test_update_with_malformed_resources(running: str, root: Path, tmp_path: Pat
     assert_intact(root, running)
 
 
+@pytest.mark.parametrize("data, message", [
+    (b'{"memory": {"limit": "1g"}}', "resources: /memory/limit: must be an integer"),
+    (b'{"blockIO": {"weight": 5}}', "resources: /blockIO/weight: must be 0 or between 10 and 1000"),
+    (b"\xff\xfe", "decode resources: not UTF-8 (byte 0)"),
+])
+def test_update_says_what_is_wrong(running: str, root: Path, data: bytes, message: str) -> None:
+    """The resources are checked as create checks linux.resources, in the same words."""
+    res = run(root, "update", "--resources", "-", running, stdin=data)
+    assert res.returncode == 1 and res.stderr == f"ocirt: {message}\n"
+    assert_intact(root, running)
+
+
 @pytest.mark.parametrize("kind", ["missing", "directory"])
 def test_update_with_unreadable_resources_file(running: str, root: Path, tmp_path: Path,
                                                kind: str) -> None:

@@ -2,9 +2,14 @@
 
 For every generated config, ``ocirt check`` and ``ocirt create`` (then ``delete --force``) each
 either succeed or fail cleanly: a non-zero exit and exactly one line on stderr starting with
-"ocirt: ", never a traceback, never a hang. After ``delete --force`` nothing is left: no state
-dir, no mount under the test's directory, no cgroup under the test's parent, no process of the
-container, nothing written outside the rootfs through a hostile path.
+"ocirt: ", never a traceback, never a hang. They are one validator: when ``check`` refuses a
+config, ``create`` refuses it with the same line and makes nothing (no state dir); when ``check``
+takes it, ``create`` never fails with a config.json message. After ``delete --force`` nothing is
+left: no state dir, no mount under the test's directory, no cgroup under the test's parent, no
+process of the container, nothing written outside the rootfs through a hostile path.
+
+The JSON Schema (ocirt/schema) is the cross-check of that validator, run in-process on many more
+configs: whatever the schema refuses, the parser refuses too.
 
 cgroupsPath takes any value, "/", "." and "/a/.." included: ``create`` and ``delete`` run in a
 cgroup sandbox (spec-tests/cgroup_sandbox.py) whose root, in every hierarchy, is the test's
@@ -34,9 +39,11 @@ import pytest
 from conftest import OCIRT, REPO
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from support import json_paths, validator_verdict, without_nulls
 
 from ocirt.cgroups import detect
 from ocirt.cgroups.fs import resolve_paths
+from ocirt.schema import validate_config as schema_problems
 
 EXAMPLES = int(os.environ.get("OCIRT_FUZZ_EXAMPLES", "0") or 0)
 LONG = EXAMPLES > 0
@@ -222,17 +229,7 @@ TARGETED: dict[tuple[str, ...], st.SearchStrategy[Any]] = {
 }
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            yield from _paths(v, (*prefix, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            yield from _paths(v, (*prefix, i))
-
-
-ALL_PATHS = sorted(set(_paths(BASE)) | set(TARGETED), key=repr)
+ALL_PATHS = sorted(set(json_paths(BASE)) | set(TARGETED), key=repr)
 
 MUTATION = st.one_of(
     st.tuples(st.just("set"), st.sampled_from(ALL_PATHS), JUNK),         # a wrong type anywhere
@@ -484,9 +481,22 @@ def test_fuzzed_config(env: Env, mutations: list[tuple[Any, ...]], encoding: str
     cgroups_path = _write_config(e, doc, encoding, cid, cgroups_path)
     passed = False
     try:
-        _assert_clean_outcome(_run("check", str(e.bundle)))
-        _assert_clean_outcome(_run("--root", str(e.root), "create", "--bundle", str(e.bundle),
-                                   cid, sandboxed=True))
+        checked = _run("check", str(e.bundle))
+        _assert_clean_outcome(checked)
+        created = _run("--root", str(e.root), "create", "--bundle", str(e.bundle), cid,
+                       sandboxed=True)
+        _assert_clean_outcome(created)
+        # check says what the validator says (create's own load, parse and validate_config)
+        verdict = validator_verdict(bundle=str(e.bundle))
+        assert checked.stderr == (f"ocirt: {verdict}\n" if verdict else ""), verdict
+        if checked.returncode != 0:
+            # one validator: the same line, and create refused before it made anything
+            assert created.returncode != 0, f"check refused, create took it: {checked.stderr}"
+            assert created.stderr == checked.stderr
+            assert not e.root.exists() or not os.listdir(e.root), "create made a state dir"
+        else:
+            assert not created.stderr.startswith("ocirt: config.json:"), \
+                f"check took it, create refused the config: {created.stderr}"
         deleted = _run("--root", str(e.root), "delete", "--force", cid, sandboxed=True)
         assert "Traceback" not in deleted.stderr, deleted.stderr
         assert deleted.returncode == 0, deleted.stderr
@@ -498,3 +508,21 @@ def test_fuzzed_config(env: Env, mutations: list[tuple[Any, ...]], encoding: str
             _force_clean(e, cid, cgroups_path)
         if not passed or not (e.rootfs / "bin" / "busybox").is_file() or e.count % 25 == 0:
             e.refresh_rootfs()
+
+
+@given(mutations=st.lists(MUTATION, min_size=1, max_size=4))
+@settings(max_examples=EXAMPLES or 1000, deadline=None, database=None,
+          derandomize=not LONG, print_blob=True, suppress_health_check=list(HealthCheck))
+@_seeded
+def test_schema_refusals_are_parser_refusals(mutations: list[tuple[Any, ...]]) -> None:
+    """The cross-check: a config the JSON Schema refuses, the parser (create's and check's
+    validator) refuses too. A miss is a rule of the schema the parser lacks."""
+    doc: Any = copy.deepcopy(BASE)
+    for m in mutations:
+        doc = _apply(doc, m)
+    doc = json.loads(json.dumps(doc))  # what a config.json file decodes to
+    problems = schema_problems(without_nulls(doc))
+    verdict = validator_verdict(doc)
+    assert "Traceback" not in verdict and "\n" not in verdict
+    if problems:
+        assert verdict, f"the schema refuses it ({problems[0]}), the parser takes it"

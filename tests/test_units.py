@@ -57,17 +57,17 @@ def test_parse_minimal() -> None:
 
 
 @pytest.mark.parametrize("patch, message", [
-    ({"ociVersion": None}, "/ociVersion is required"),
-    ({"root": {"readonly": True}}, "/root/path is required"),
-    ({"process": {"args": "sh", "cwd": "/"}}, "/process/args must be an array"),
-    ({"process": {"args": [], "cwd": "/"}}, "/process/args must not be empty"),
-    ({"process": {"args": ["sh"], "cwd": "tmp"}}, "/process/cwd must be an absolute path"),
+    ({"ociVersion": None}, "config.json: /ociVersion: is required"),
+    ({"root": {"readonly": True}}, "config.json: /root/path: is required"),
+    ({"process": {"args": "sh", "cwd": "/"}}, "config.json: /process/args: must be an array"),
+    ({"process": {"args": [], "cwd": "/"}}, "config.json: /process/args: must not be empty"),
+    ({"process": {"args": ["sh"], "cwd": "tmp"}}, "config.json: /process/cwd: must be an absolute path"),
     ({"process": {"args": ["sh"], "cwd": "/", "user": {"uid": -1, "gid": 0}}},
-     "/process/user/uid must be an integer between"),
-    ({"mounts": [{"type": "tmpfs"}]}, "/mounts/0/destination is required"),
+     "config.json: /process/user/uid: must be an integer between"),
+    ({"mounts": [{"type": "tmpfs"}]}, "config.json: /mounts/0/destination: is required"),
     ({"linux": {"namespaces": [{"type": "pid"}, {"type": "pid"}]}}, "duplicate namespace"),
     ({"linux": {"namespaces": [{"type": "nope"}]}}, "unknown namespace type"),
-    ({"hooks": {"prestart": [{"path": "x"}]}}, "/hooks/prestart/0/path must be an absolute"),
+    ({"hooks": {"prestart": [{"path": "x"}]}}, "config.json: /hooks/prestart/0/path: must be an absolute"),
     ({"linux": {"rootfsPropagation": "sideways"}}, "unknown propagation"),
 ])
 def test_parse_errors_name_the_field(patch: dict[str, object], message: str) -> None:

@@ -286,11 +286,9 @@ def apply(paths: dict[str, str], r: dict[str, Any], v2_mount: str | None = None)
     cgroup2 hierarchy is mounted (found in mountinfo when not given)."""
     if not r:
         return
-    try:
-        writes = writes_for(paths, r)
-    except (AttributeError, KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
-        # the resources are raw JSON: a missing field or a wrong type surfaces here
-        raise ConfigError(f"linux.resources: invalid ({type(exc).__name__}: {exc})") from None
+    # r was checked when parsed (ocirt.specraw.resources, for create and update alike): every
+    # member has its type and range, so building the writes cannot fail on a wrong value
+    writes = writes_for(paths, r)
     v1 = any(key != detect.UNIFIED for key in paths)
     if r.get("devices") is not None and not v1 and detect.UNIFIED in paths:
         from . import devices_bpf  # cgroup v2 has no devices controller: an eBPF program

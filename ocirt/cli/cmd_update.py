@@ -50,7 +50,11 @@ def main(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     source = opts["resources"]
     if source:
         try:
-            raw = sys.stdin.read() if source == "-" else open(source).read()
+            if source == "-":
+                raw = sys.stdin.buffer.read()
+            else:
+                with open(source, "rb") as f:
+                    raw = f.read()
             resources = jsonio.loads(raw) if raw.strip() else {}
         except OSError as exc:
             raise ConfigError(f"open {source}: {(exc.strerror or '').lower()}") from None

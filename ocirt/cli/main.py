@@ -49,7 +49,7 @@ COMMANDS = {
     "list": "lists containers started by ocirt with the given root",
     "spec": "create a new specification file",
     "features": "show the enabled features",
-    "check": "validate a bundle's config.json against the runtime-spec schema",
+    "check": "validate a bundle's config.json as create does",
 }
 
 

@@ -61,18 +61,24 @@ def _quiet(_step: str) -> None:
 
 
 def validate(spec: spec_mod.Spec, opts: Options) -> None:
-    """What makes a config unusable for create, beyond the types checked when parsing."""
+    """What makes a config unusable for create, beyond what parsing checks: first the config
+    alone (what ``ocirt check`` reports too), then the config with create's flags."""
+    validate_config(spec)
     process = spec.process
-    if process is None:
-        raise ConfigError("config.json: /process is required to create a container")
+    has_console = bool(opts.console_socket) or opts.console_fd >= 0
+    if process is not None and process.terminal and not has_console:
+        raise ConfigError("cannot allocate tty if ocirt will detach without setting console socket")
+    if process is not None and has_console and not process.terminal:
+        raise ConfigError("cannot use console socket if ocirt will not detach or allocate tty")
+
+
+def validate_config(spec: spec_mod.Spec) -> None:
+    """The config's own contradictions, whatever the flags (``ocirt check`` runs this too)."""
+    if spec.process is None:
+        raise ConfigError("config.json: /process: is required to create a container")
     linux = spec.linux
     if linux.namespace("mount") is None and (linux.masked_paths or linux.readonly_paths):
         raise ConfigError("unable to restrict sys entries without a private MNT namespace")
-    has_console = bool(opts.console_socket) or opts.console_fd >= 0
-    if process.terminal and not has_console:
-        raise ConfigError("cannot allocate tty if ocirt will detach without setting console socket")
-    if has_console and not process.terminal:
-        raise ConfigError("cannot use console socket if ocirt will not detach or allocate tty")
     userns = linux.namespace("user")
     if userns is not None and not userns.path and not (linux.uid_mappings and linux.gid_mappings):
         raise ConfigError("user namespace enabled, but no uid/gid mappings set")

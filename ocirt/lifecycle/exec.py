@@ -58,7 +58,7 @@ def build_process(state: State, opts: ExecOptions) -> Process:
     if opts.process_file:
         try:
             with open(opts.process_file, "rb") as f:
-                return spec_mod.parse_process(jsonio.loads(f.read()), "")
+                return spec_mod.parse_process(jsonio.loads(f.read()), "", opts.process_file)
         except OSError as exc:
             raise ConfigError(f"open {opts.process_file}: {(exc.strerror or '').lower()}") \
                 from None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from .. import spec, specraw
 from ..cgroups.resources import apply
 from ..errors import ConfigError, StatusError
+from ..specread import Reader
 from ..state import Store
 from . import status as st
 
@@ -17,7 +19,7 @@ def _check_memory(paths: dict[str, str], resources: dict[str, Any]) -> None:
     memory = resources.get("memory") or {}
     limit = memory.get("limit") if isinstance(memory, dict) else None
     if not isinstance(limit, int) or limit < 0 or not memory.get("checkBeforeUpdate"):
-        return  # a malformed value is for apply() to report
+        return
     from ..cgroups.stats import stats
 
     usage = stats(paths)["memory"]["usage"]["usage"]
@@ -33,6 +35,9 @@ def update(store: Store, container_id: str, resources: dict[str, Any]) -> None:
         state = cdir.load()
         if st.status(cdir, state) == st.STOPPED:
             raise StatusError("container not running")
+        # checked as create checks linux.resources, so that apply() meets only good values
+        spec.check_strings(resources, "", "resources")
+        specraw.resources(Reader(resources, "", source="resources"))
         _check_memory(state.cgroup_paths, resources)
         apply(state.cgroup_paths, resources)
     finally:

@@ -65,7 +65,8 @@ class Channel:
             if exc.filename:
                 message = f"{exc.filename}: {message}"
         else:
-            kind, message = "OcirtError", f"{type(exc).__name__}: {exc}"
+            # a bug of ours, not something to show the caller in Python's words
+            kind, message = "OcirtError", "container init failed: internal error"
         try:
             self.send(ERROR, kind=kind if kind in _KINDS else "OcirtError", message=message)
         except Exception:  # noqa: BLE001 - the peer may be gone; nothing is left to tell

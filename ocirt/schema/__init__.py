@@ -8,6 +8,11 @@ value plus a short, one-line message.
 
 Importing this module is cheap: ``jsonschema`` is imported only when
 :func:`validate_config` first runs, so the runtime's hot path never pays for it.
+
+This is not what ``create`` or ``ocirt check`` run: their one validator is the parser of
+:mod:`ocirt.spec`. The schema is its independent statement, and the tests
+(tests/test_one_validator.py, tests/test_fuzz.py) run both on generated configs: a config the
+schema refuses and the parser takes is a bug of the parser.
 """
 
 from __future__ import annotations
@@ -287,7 +292,8 @@ def _semantic_problems(doc: object) -> Iterator[Problem]:
     for i, ns in _items(linux.get("namespaces")):
         if not isinstance(ns, Mapping):
             continue
-        yield from _absolute(ns.get("path"), ["linux", "namespaces", i, "path"])
+        if ns.get("path"):  # "" is no path: a new namespace, as runc reads it
+            yield from _absolute(ns.get("path"), ["linux", "namespaces", i, "path"])
         ns_type = ns.get("type")
         if isinstance(ns_type, str):
             if ns_type in seen:
