@@ -22,12 +22,18 @@ def start_time(pid: int) -> int | None:
     return None if fields is None else int(fields[19])
 
 
+_PF_EXITING = 0x4
+
+
 def alive(pid: int, started: int) -> bool:
-    """True if ``pid`` still names the same process (same start time) and it is not a zombie."""
+    """True if ``pid`` still names the same process (same start time) and it is neither a
+    zombie nor exiting (once killed, it closes its fds before it becomes a zombie: a status
+    read from them then would be a lie)."""
     if pid <= 0:
         return False
     fields = stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X") and int(fields[19]) == started
+    return (fields is not None and fields[0] not in ("Z", "X")
+            and not int(fields[6]) & _PF_EXITING and int(fields[19]) == started)
 
 
 def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
