@@ -15,6 +15,7 @@ kind of price differently (it re-execs itself from a read-only bind mount or a m
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -54,6 +55,7 @@ def through_stub() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--rounds", type=int, default=500)
+    parser.add_argument("--json", metavar="FILE", help="also write every sample here (us)")
     args = parser.parse_args()
     times: dict[str, list[float]] = {"direct": [], "stub": []}
     for fn in (direct, through_stub):  # warm-up
@@ -78,6 +80,9 @@ def main() -> int:
     extra = statistics.median(times["stub"]) - statistics.median(times["direct"])
     print(f"{'cost per container process (median diff)':<44}{extra:>10.0f}"
           f"   ({statistics.median(times['stub']) / statistics.median(times['direct']):.2f}x)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rounds": args.rounds, "samples": {**times, "copy": copy}}, f)
     return 0
 
 

@@ -1,0 +1,193 @@
+"""`make bench` several times, and every figure as the median over the runs with its spread.
+
+    .venv/bin/python bench/runs.py [-k RUNS] [--out DIR] [--quick]
+
+Runs compare.py, exec_stub.py and images.py (what `make bench` runs) RUNS times (default 3), one
+after the other; run r passes `--rotate r` to compare.py, so each runtime goes first in the
+one-pass parts (memory-limit bisection, N containers) once in three runs. Each script's own
+output and JSON samples go to DIR (default: a new /tmp/ocirt-bench-runs-* dir, kept).
+
+Then one table per script: for every row the script prints, the median over the runs of the
+run's own figure (its median over its rounds) and, in brackets, the min-max of those per-run
+figures: the spread *across runs*, not across rounds.  Ratios are taken per run (as each run
+prints them), then their median (min-max) over the runs.  A run that fails stops everything
+with its last stderr line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from compare import TIME_ROWS, Wrapper
+
+HERE = Path(__file__).resolve().parent
+Cell = list[float]  # one figure per run
+
+
+def run(script: str, args: list[str], out: Path) -> None:
+    """Run bench/SCRIPT with ARGS, its stdout to OUT; exit with its last stderr line on failure."""
+    with open(out, "w") as f:
+        done = subprocess.run([sys.executable, str(HERE / script), *args], stdout=f,
+                              stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        sys.exit(f"runs.py: {script} exited {done.returncode}: {last}")
+
+
+def med(values: list[float] | None) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def cell(values: Cell, digits: int) -> str:
+    """median (min-max) over the runs, '-' where a run had no figure."""
+    if not values:
+        return "-"
+    return (f"{statistics.median(values):.{digits}f} "
+            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+
+
+def per_run(docs: list[dict], metric: str, label: str, scale: float = 1.0) -> Cell:
+    """Each run's median of metric/label over its rounds (scaled)."""
+    got = []
+    for doc in docs:
+        m = med(doc["samples"].get(metric, {}).get(label))
+        if m is not None:
+            got.append(m * scale)
+    return got
+
+
+def ratios(docs: list[dict], metric: str, a: str, b: str) -> Cell:
+    """Each run's a/b of the medians; none at all unless every run has one (a negative
+    MemAvailable drop has no meaningful ratio, and a range over fewer runs would mislead)."""
+    got = []
+    for doc in docs:
+        x, y = (med(doc["samples"].get(metric, {}).get(k)) for k in (a, b))
+        if x is None or y is None or x <= 0 or y <= 0:
+            return []
+        got.append(x / y)
+    return got
+
+
+def compare_table(docs: list[dict]) -> None:
+    labels = list(docs[0]["versions"])
+    a, others = labels[0], labels[1:]
+    head = f"{'':<34}{'unit':>5}" + "".join(f"{x:>22}" for x in labels)
+    head += "".join(f"{a + '/' + x:>22}" for x in others)
+
+    def section(title: str, rows: list[tuple[str, str, str, float, int]]) -> None:
+        print()
+        print(title)
+        print(head)
+        for name, metric, unit, scale, digits in rows:
+            line = f"{name:<34}{unit:>5}" + "".join(
+                f"{cell(per_run(docs, metric, x, scale), digits):>22}" for x in labels)
+            if unit:
+                line += "".join(f"{cell(ratios(docs, metric, a, x), 2):>22}" for x in others)
+            print(line)
+
+    n = len(docs)
+    rounds = docs[0]["args"]["n"]
+    section(f"time, ms: median (min-max) over {n} runs of each run's median of {rounds} rounds",
+            [(m, m, "ms", 1.0, 1) for m in TIME_ROWS])
+    section(f"memory, MiB: median (min-max) over {n} runs of each run's median of {rounds} rounds",
+            [("waiting init Rss", "init Rss", "MiB", 1 / 1024, 2),
+             ("waiting init Pss", "init Pss", "MiB", 1 / 1024, 2),
+             ("cgroup max_usage after `true`", "cgroup max_usage", "MiB", 1 / 1024, 2)])
+    if all("echo limit" in d["samples"] for d in docs):
+        section(f"smallest memory limit for `echo hi`, KiB: median (min-max) over {n} runs",
+                [("memory+swap limit", "echo limit", "KiB", 1.0, 0)])
+    if all("all running" in d["samples"] for d in docs):
+        par = docs[0]["args"]["parallel"]
+        section(f"{par} containers (`sleep 30`) at once: median (min-max) over {n} runs "
+                "(one pass per run)",
+                [("wall time until all running", "all running", "s", 1.0, 2),
+                 ("MemAvailable drop while running", "MemAvailable drop", "MiB", 1.0, 1),
+                 ("Pss of their processes", "Pss of their processes", "MiB", 1.0, 1),
+                 ("  (processes counted)", "processes", "", 1.0, 0),
+                 ("memory.usage_in_bytes of the parent", "cgroup usage", "MiB", 1.0, 1),
+                 ("wall time to delete --force all", "delete --force all", "s", 1.0, 2)])
+    print()
+    print(f"crun's wrapper, ms: median (min-max) over {n} runs of each run's median of "
+          f"{rounds} rounds")
+    for name, metric in Wrapper.ROWS:
+        print(f"  {name:<40}{cell(per_run(docs, metric, 'crun'), 2):>22}")
+
+
+def exec_stub_table(docs: list[dict]) -> None:
+    print()
+    print(f"exec stub, us: median (min-max) over {len(docs)} runs of each run's median of "
+          f"{docs[0]['rounds']} rounds")
+    for name, key in (("fork + execve(true) + wait", "direct"),
+                      ("the same through the sealed stub", "stub"),
+                      ("  of which: making the sealed copy", "copy")):
+        print(f"  {name:<42}{cell([statistics.median(d['samples'][key]) for d in docs], 0):>22}")
+    diffs = [statistics.median(d["samples"]["stub"]) - statistics.median(d["samples"]["direct"])
+             for d in docs]
+    print(f"  {'cost per container process (diff)':<42}{cell(diffs, 0):>22}")
+
+
+def images_table(docs: list[dict]) -> None:
+    n, rounds = len(docs), docs[0]["args"]["n"]
+    print()
+    print(f"images, median (min-max) over {n} runs of each run's median of {rounds} rounds")
+    print(f"{'':<32}{'unit':>5}{'ocish':>24}{'other':>24}{'ocish/other':>22}")
+    for prefix, other, unit, text, digits in (
+            ("pull", "skopeo", "MB/s", "pull vs skopeo copy", 1),
+            ("unpack", "tar", "s", "unpack vs tar -xzf", 3)):
+        for image in ("random", "files"):
+            figure = f"{prefix} {image}"
+            print(f"{text + ', ' + image:<32}{unit:>5}"
+                  f"{cell(per_run(docs, figure, 'ocish'), digits):>24}"
+                  f"{cell(per_run(docs, figure, other), digits):>24}"
+                  f"{cell(ratios(docs, figure, 'ocish', other), 2):>22}")
+    for label, text in (("images", f"ocish images, {docs[0]['args']['images']} images"),
+                        ("empty", "ocish images, empty store")):
+        print(f"{text:<32}{'ms':>5}{cell(per_run(docs, 'images_ms', label), 1):>24}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-k", type=int, default=3, help="runs (default: %(default)s)")
+    ap.add_argument("--out", help="dir for each run's output (default: a new temp dir)")
+    ap.add_argument("--quick", action="store_true", help="each script with its --quick")
+    args = ap.parse_args()
+    out = Path(args.out or tempfile.mkdtemp(prefix="ocirt-bench-runs-"))
+    out.mkdir(parents=True, exist_ok=True)
+    quick = ["--quick"] if args.quick else []
+    commit = subprocess.run(["git", "-C", str(HERE), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip() or "?"
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    loads = []
+    for r in range(args.k):
+        for script, extra in (("compare.py", ["--rotate", str(r)]), ("exec_stub.py", []),
+                              ("images.py", [])):
+            name = f"run{r + 1}-{script[:-3]}"
+            print(f"runs.py: run {r + 1}/{args.k}: {script}", file=sys.stderr, flush=True)
+            loads.append(os.getloadavg()[0])
+            flags = [] if script == "exec_stub.py" else quick
+            run(script, [*extra, *flags, "--json", str(out / f"{name}.json")],
+                out / f"{name}.txt")
+    docs = {kind: [json.loads((out / f"run{r + 1}-{kind}.json").read_text())
+                   for r in range(args.k)] for kind in ("compare", "exec_stub", "images")}
+    c0 = docs["compare"][0]
+    print(f"runs: {args.k} | started: {started} | ended: {time.strftime('%H:%M:%S %Z')} | "
+          f"commit: {commit} | nproc: {c0['machine']['nproc']} | kernel: "
+          f"{c0['machine']['kernel']} | load (1 min) at each script's start: "
+          f"{min(loads):.1f}-{max(loads):.1f} | outputs: {out}")
+    print(" | ".join(f"{k}: {v}" for k, v in c0["versions"].items())
+          + " (crun through the unshare wrapper)")
+    compare_table(docs["compare"])
+    exec_stub_table(docs["exec_stub"])
+    images_table(docs["images"])
+
+
+if __name__ == "__main__":
+    main()
