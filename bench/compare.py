@@ -95,6 +95,18 @@ PODMAN_DEVICES = [{"allow": False, "access": "rwm"},
 
 TIME_ROWS = ["run true", "run true, no netns", "run true, podman-like", "create", "start",
              "delete", "create+start+delete", "exec true"]
+Row = tuple[str, str, str, float, int]  # printed name, metric, unit, scale, digits
+MEM_ROWS: list[Row] = [("waiting init Rss", "init Rss", "MiB", 1 / KIB, 2),
+                       ("waiting init Pss", "init Pss", "MiB", 1 / KIB, 2),
+                       ("cgroup max_usage after `true`", "cgroup max_usage", "MiB", 1 / KIB, 2)]
+PARALLEL_ROWS: list[Row] = [
+    ("wall time until all running", "all running", "s", 1.0, 2),
+    ("MemAvailable drop while running", "MemAvailable drop", "MiB", 1.0, 1),
+    ("Pss of their processes", "Pss of their processes", "MiB", 1.0, 1),
+    ("  (processes counted)", "processes", "", 1.0, 0),
+    ("memory.usage_in_bytes of the parent", "cgroup usage", "MiB", 1.0, 1),
+    ("wall time to delete --force all", "delete --force all", "s", 1.0, 2)]
+TIME_ROW_SPECS: list[Row] = [(m, m, "ms", 1.0, 1) for m in TIME_ROWS]
 TARGETS = [("run true", "time", 1.0), ("create+start+delete", "time", 1.0),
            ("exec true", "time", 1.0)]
 
@@ -436,6 +448,17 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a is not None and b is not None and a > 0 and b > 0 else "-"
 
 
+def section(title: str, head: str, rows: list[Row],
+            cells: Callable[[str, str, float, int], str]) -> None:
+    """A titled table: per row its name, its unit and what cells(metric, unit, scale, digits)
+    makes of it (shared by this report and runs.py's)."""
+    print()
+    print(title)
+    print(head)
+    for name, metric, unit, scale, digits in rows:
+        print(f"{name:<34}{unit:>6}" + cells(metric, unit, scale, digits))
+
+
 def report(s: Samples, facts: dict, notes: list[str], args: argparse.Namespace) -> None:
     labels = s.labels
     others = labels[1:]
@@ -446,24 +469,16 @@ def report(s: Samples, facts: dict, notes: list[str], args: argparse.Namespace) 
     head = f"{'':<34}{'unit':>6}" + "".join(f"{x:>10}" for x in labels)
     head += "".join(f"{a + '/' + x:>13}" for x in others)
 
-    def section(title: str, rows: list[tuple[str, str, str, float, int]]) -> None:
-        print()
-        print(title)
-        print(head)
-        for name, metric, unit, scale, digits in rows:
-            meds = {x: s.median(metric, x) for x in labels}
-            meds = {x: None if v is None else v * scale for x, v in meds.items()}
-            line = f"{name:<34}{unit:>6}" + "".join(f"{fmt(meds[x], digits):>10}" for x in labels)
-            if unit:
-                line += "".join(f"{ratio(meds[a], meds[x]):>13}" for x in others)
-            print(line)
+    def cells(metric: str, unit: str, scale: float, digits: int) -> str:
+        meds = {x: s.median(metric, x) for x in labels}
+        meds = {x: None if v is None else v * scale for x, v in meds.items()}
+        line = "".join(f"{fmt(meds[x], digits):>10}" for x in labels)
+        if unit:
+            line += "".join(f"{ratio(meds[a], meds[x]):>13}" for x in others)
+        return line
 
-    section(f"time, median of {args.n} rounds",
-            [(m, m, "ms", 1.0, 1) for m in TIME_ROWS])
-    mem_rows = [("waiting init Rss", "init Rss", "MiB", 1 / KIB, 2),
-                ("waiting init Pss", "init Pss", "MiB", 1 / KIB, 2),
-                ("cgroup max_usage after `true`", "cgroup max_usage", "MiB", 1 / KIB, 2)]
-    section(f"memory, median of {args.n} rounds", mem_rows)
+    section(f"time, median of {args.n} rounds", head, TIME_ROW_SPECS, cells)
+    section(f"memory, median of {args.n} rounds", head, MEM_ROWS, cells)
     print()
     print(f"crun's wrapper (unshare --mount + sh + umount, see WRAPPER), median (min-max) of "
           f"{args.n} rounds, ms")
@@ -480,13 +495,7 @@ def report(s: Samples, facts: dict, notes: list[str], args: argparse.Namespace) 
             print(f"  {x:<8}{s.limits[x]}")
     if "all running" in s.data:
         section(f"{args.parallel} containers (`sleep 30`) created+started by {args.workers} "
-                f"threads",
-                [("wall time until all running", "all running", "s", 1.0, 2),
-                 ("MemAvailable drop while running", "MemAvailable drop", "MiB", 1.0, 1),
-                 ("Pss of their processes", "Pss of their processes", "MiB", 1.0, 1),
-                 ("  (processes counted)", "processes", "", 1.0, 0),
-                 ("memory.usage_in_bytes of the parent", "cgroup usage", "MiB", 1.0, 1),
-                 ("wall time to delete --force all", "delete --force all", "s", 1.0, 2)])
+                f"threads", head, PARALLEL_ROWS, cells)
     print()
     print("targets (ocirt)")
     for metric, _, limit in TARGETS:

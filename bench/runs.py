@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from compare import TIME_ROWS, Wrapper
+from compare import MEM_ROWS, PARALLEL_ROWS, TIME_ROW_SPECS, Wrapper, section
 
 HERE = Path(__file__).resolve().parent
 Cell = list[float]  # one figure per run
@@ -50,8 +50,9 @@ def cell(values: Cell, digits: int) -> str:
     """median (min-max) over the runs, '-' where a run had no figure."""
     if not values:
         return "-"
+    sep = ".." if min(values) < 0 else "-"  # -2.5..32.8, not -2.5-32.8
     return (f"{statistics.median(values):.{digits}f} "
-            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+            f"({min(values):.{digits}f}{sep}{max(values):.{digits}f})")
 
 
 def per_run(docs: list[dict], metric: str, label: str, scale: float = 1.0) -> Cell:
@@ -79,41 +80,27 @@ def ratios(docs: list[dict], metric: str, a: str, b: str) -> Cell:
 def compare_table(docs: list[dict]) -> None:
     labels = list(docs[0]["versions"])
     a, others = labels[0], labels[1:]
-    head = f"{'':<34}{'unit':>5}" + "".join(f"{x:>22}" for x in labels)
+    head = f"{'':<34}{'unit':>6}" + "".join(f"{x:>22}" for x in labels)
     head += "".join(f"{a + '/' + x:>22}" for x in others)
 
-    def section(title: str, rows: list[tuple[str, str, str, float, int]]) -> None:
-        print()
-        print(title)
-        print(head)
-        for name, metric, unit, scale, digits in rows:
-            line = f"{name:<34}{unit:>5}" + "".join(
-                f"{cell(per_run(docs, metric, x, scale), digits):>22}" for x in labels)
-            if unit:
-                line += "".join(f"{cell(ratios(docs, metric, a, x), 2):>22}" for x in others)
-            print(line)
+    def cells(metric: str, unit: str, scale: float, digits: int) -> str:
+        line = "".join(f"{cell(per_run(docs, metric, x, scale), digits):>22}" for x in labels)
+        if unit:
+            line += "".join(f"{cell(ratios(docs, metric, a, x), 2):>22}" for x in others)
+        return line
 
     n = len(docs)
     rounds = docs[0]["args"]["n"]
-    section(f"time, ms: median (min-max) over {n} runs of each run's median of {rounds} rounds",
-            [(m, m, "ms", 1.0, 1) for m in TIME_ROWS])
-    section(f"memory, MiB: median (min-max) over {n} runs of each run's median of {rounds} rounds",
-            [("waiting init Rss", "init Rss", "MiB", 1 / 1024, 2),
-             ("waiting init Pss", "init Pss", "MiB", 1 / 1024, 2),
-             ("cgroup max_usage after `true`", "cgroup max_usage", "MiB", 1 / 1024, 2)])
+    of = f"median (min-max) over {n} runs of each run's median of {rounds} rounds"
+    section(f"time, {of}", head, TIME_ROW_SPECS, cells)
+    section(f"memory, {of}", head, MEM_ROWS, cells)
     if all("echo limit" in d["samples"] for d in docs):
-        section(f"smallest memory limit for `echo hi`, KiB: median (min-max) over {n} runs",
-                [("memory+swap limit", "echo limit", "KiB", 1.0, 0)])
+        section(f"smallest memory limit for `echo hi`, median (min-max) over {n} runs", head,
+                [("memory+swap limit", "echo limit", "KiB", 1.0, 0)], cells)
     if all("all running" in d["samples"] for d in docs):
         par = docs[0]["args"]["parallel"]
-        section(f"{par} containers (`sleep 30`) at once: median (min-max) over {n} runs "
-                "(one pass per run)",
-                [("wall time until all running", "all running", "s", 1.0, 2),
-                 ("MemAvailable drop while running", "MemAvailable drop", "MiB", 1.0, 1),
-                 ("Pss of their processes", "Pss of their processes", "MiB", 1.0, 1),
-                 ("  (processes counted)", "processes", "", 1.0, 0),
-                 ("memory.usage_in_bytes of the parent", "cgroup usage", "MiB", 1.0, 1),
-                 ("wall time to delete --force all", "delete --force all", "s", 1.0, 2)])
+        section(f"{par} containers (`sleep 30`) at once, median (min-max) over {n} runs "
+                "(one pass per run)", head, PARALLEL_ROWS, cells)
     print()
     print(f"crun's wrapper, ms: median (min-max) over {n} runs of each run's median of "
           f"{rounds} rounds")
@@ -158,7 +145,14 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=3, help="runs (default: %(default)s)")
     ap.add_argument("--out", help="dir for each run's output (default: a new temp dir)")
     ap.add_argument("--quick", action="store_true", help="each script with its --quick")
+    ap.add_argument("--report", metavar="DIR",
+                    help="run nothing: print the tables of the runs whose outputs are in DIR")
     args = ap.parse_args()
+    if args.report:
+        out = Path(args.report)
+        args.k = len(list(out.glob("run*-compare.json")))
+        report(out, args.k, "(from the files)", "?", [])
+        return
     out = Path(args.out or tempfile.mkdtemp(prefix="ocirt-bench-runs-"))
     out.mkdir(parents=True, exist_ok=True)
     quick = ["--quick"] if args.quick else []
@@ -175,13 +169,19 @@ def main() -> None:
             flags = [] if script == "exec_stub.py" else quick
             run(script, [*extra, *flags, "--json", str(out / f"{name}.json")],
                 out / f"{name}.txt")
+    report(out, args.k, started, commit, loads)
+
+
+def report(out: Path, k: int, started: str, commit: str, loads: list[float]) -> None:
+    """The three tables from the JSON files of runs 1..k in *out*."""
     docs = {kind: [json.loads((out / f"run{r + 1}-{kind}.json").read_text())
-                   for r in range(args.k)] for kind in ("compare", "exec_stub", "images")}
+                   for r in range(k)] for kind in ("compare", "exec_stub", "images")}
     c0 = docs["compare"][0]
-    print(f"runs: {args.k} | started: {started} | ended: {time.strftime('%H:%M:%S %Z')} | "
+    load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "?"
+    print(f"runs: {k} | started: {started} | ended: {time.strftime('%H:%M:%S %Z')} | "
           f"commit: {commit} | nproc: {c0['machine']['nproc']} | kernel: "
-          f"{c0['machine']['kernel']} | load (1 min) at each script's start: "
-          f"{min(loads):.1f}-{max(loads):.1f} | outputs: {out}")
+          f"{c0['machine']['kernel']} | load (1 min) at each script's start: {load} | "
+          f"outputs: {out}")
     print(" | ".join(f"{k}: {v}" for k, v in c0["versions"].items())
           + " (crun through the unshare wrapper)")
     compare_table(docs["compare"])
