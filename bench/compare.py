@@ -102,6 +102,8 @@ MEM_ROWS: list[Row] = [("waiting init Rss", "init Rss", "MiB", 1 / KIB, 2),
 PARALLEL_ROWS: list[Row] = [
     ("wall time until all running", "all running", "s", 1.0, 2),
     ("MemAvailable drop while running", "MemAvailable drop", "MiB", 1.0, 1),
+    ("  per-CPU free lists growth", "per-CPU free lists growth", "MiB", 1.0, 1),
+    ("  Slab growth", "Slab growth", "MiB", 1.0, 1),
     ("Pss of their processes", "Pss of their processes", "MiB", 1.0, 1),
     ("  (processes counted)", "processes", "", 1.0, 0),
     ("memory.usage_in_bytes of the parent", "cgroup usage", "MiB", 1.0, 1),
@@ -187,8 +189,7 @@ def mem_available_kb() -> int:
 
 
 def settled_mem_available_kb(limit_s: float = 8.0) -> int:
-    """MemAvailable once it holds still (< 1 MiB change in 0.5 s, at most `limit_s`): memory
-    that exiting processes free comes back with a delay on this VM (free page reporting)."""
+    """MemAvailable once it holds still (< 1 MiB change in 0.5 s, at most `limit_s`)."""
     deadline = time.monotonic() + limit_s
     last = mem_available_kb()
     while True:
@@ -197,6 +198,28 @@ def settled_mem_available_kb(limit_s: float = 8.0) -> int:
         if abs(now - last) < 1024 or time.monotonic() > deadline:
             return now
         last = now
+
+
+def pcp_free_kb() -> int:
+    """KiB of free pages sitting on the per-CPU page lists (/proc/zoneinfo `count:` of every
+    pageset). MemFree and MemAvailable do not count them: pages that many exiting processes
+    free at once park there (the kernel grows the lists under such bursts) until drained."""
+    total = 0
+    with open("/proc/zoneinfo") as f:
+        for line in f:
+            key, _, value = line.strip().partition(":")
+            if key == "count":
+                total += int(value)
+    return total * os.sysconf("SC_PAGE_SIZE") // KIB
+
+
+def slab_kb() -> int:
+    """Slab of /proc/meminfo in KiB: the kernel objects (namespaces, mounts, cgroups...)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Slab:"):
+                return int(line.split()[1])
+    return 0
 
 
 class Samples:
@@ -406,6 +429,7 @@ def parallel(rt: Runtime, n: int, workers: int, s: Samples) -> None:
         return plain(rt, "create", "--bundle", path, cid) or plain(rt, "start", cid)
 
     before = settled_mem_available_kb()
+    pcp_before, slab_before = pcp_free_kb(), slab_kb()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         errors = [e for e in pool.map(up, jobs) if e]
@@ -413,6 +437,7 @@ def parallel(rt: Runtime, n: int, workers: int, s: Samples) -> None:
     if errors:
         raise BenchError(f"{len(errors)} of {n} containers failed; first: {errors[0]}")
     during = settled_mem_available_kb()
+    pcp_during, slab_during = pcp_free_kb(), slab_kb()
     nproc, pss = process_pss_kb(rt.work)
     usage = cgroup_file(None, "memory.usage_in_bytes")
     t0 = time.perf_counter()
@@ -427,6 +452,8 @@ def parallel(rt: Runtime, n: int, workers: int, s: Samples) -> None:
     s.add("all running", rt.label, up_s)
     s.add("delete --force all", rt.label, down_s)
     s.add("MemAvailable drop", rt.label, (before - during) / KIB)
+    s.add("per-CPU free lists growth", rt.label, (pcp_during - pcp_before) / KIB)
+    s.add("Slab growth", rt.label, (slab_during - slab_before) / KIB)
     s.add("Pss of their processes", rt.label, pss / KIB)
     s.add("processes", rt.label, nproc)
     s.add("cgroup usage", rt.label, None if usage is None else usage / MIB)
