@@ -147,11 +147,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="each script with its --quick")
     ap.add_argument("--report", metavar="DIR",
                     help="run nothing: print the tables of the runs whose outputs are in DIR")
+    ap.add_argument("--markdown", action="store_true",
+                    help="with --report: the summary tables of README.md instead")
     args = ap.parse_args()
     if args.report:
         out = Path(args.report)
         args.k = len(list(out.glob("run*-compare.json")))
-        report(out, args.k, "(from the files)", "?", [])
+        if args.markdown:
+            markdown(load_runs(out, args.k))
+        else:
+            report(out, args.k, "(from the files)", "?", [])
         return
     out = Path(args.out or tempfile.mkdtemp(prefix="ocirt-bench-runs-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -172,10 +177,57 @@ def main() -> None:
     report(out, args.k, started, commit, loads)
 
 
+def load_runs(out: Path, k: int) -> dict[str, list[dict]]:
+    """The JSON files of runs 1..k in *out*, per script."""
+    return {kind: [json.loads((out / f"run{r + 1}-{kind}.json").read_text()) for r in range(k)]
+            for kind in ("compare", "exec_stub", "images")}
+
+
+def markdown(docs: dict[str, list[dict]]) -> None:
+    """README.md's summary: every row, median (min-max) over the runs, as Markdown tables."""
+    cmp, n = docs["compare"], len(docs["compare"])
+    labels = list(cmp[0]["versions"])
+    print(f"| figure, median (min-max) of {n} runs | " + " | ".join(labels)
+          + " | " + " | ".join(f"{labels[0]}/{x}" for x in labels[1:]) + " |")
+    print("| --- " * (2 * len(labels)) + "|")
+    rows = [*TIME_ROW_SPECS, *MEM_ROWS, ("smallest memory limit for `echo hi`", "echo limit",
+                                         "KiB", 1.0, 0), *PARALLEL_ROWS]
+    for name, metric, unit, scale, digits in rows:
+        vals = [cell(per_run(cmp, metric, x, scale), digits) for x in labels]
+        rats = [cell(ratios(cmp, metric, labels[0], x), 2) if unit else "" for x in labels[1:]]
+        print(f"| {name.strip()} ({unit or 'count'}) | " + " | ".join([*vals, *rats]) + " |")
+    for name, metric in Wrapper.ROWS:
+        print(f"| crun's wrapper: {name} (ms) | | | {cell(per_run(cmp, metric, 'crun'), 2)} "
+              "| | |")
+    stub = docs["exec_stub"]
+    direct = [statistics.median(d["samples"]["direct"]) for d in stub]
+    through = [statistics.median(d["samples"]["stub"]) for d in stub]
+    copy = [statistics.median(d["samples"]["copy"]) for d in stub]
+    extra = [b - a for a, b in zip(direct, through, strict=True)]
+    for text, vals in (("fork + execve(true) + wait, direct", direct),
+                       ("the same through the sealed stub", through),
+                       ("making the sealed copy alone", copy),
+                       ("cost per container process (diff)", extra)):
+        print(f"| exec stub: {text} (us) | {cell(vals, 0)} | | | | |")
+    print()
+    imgs = docs["images"]
+    print(f"| figure, median (min-max) of {n} runs | ocish | other | ocish/other |")
+    print("| --- | --- | --- | --- |")
+    for prefix, other, unit, digits in (("pull", "skopeo", "MB/s", 1), ("unpack", "tar", "s", 3)):
+        for image in ("random", "files"):
+            figure = f"{prefix} {image}"
+            print(f"| {prefix}, {image} image, vs {other} ({unit}) | "
+                  f"{cell(per_run(imgs, figure, 'ocish'), digits)} | "
+                  f"{cell(per_run(imgs, figure, other), digits)} | "
+                  f"{cell(ratios(imgs, figure, 'ocish', other), 2)} |")
+    for label, text in (("images", "`ocish images`, 100 images"),
+                        ("empty", "`ocish images`, empty store")):
+        print(f"| {text} (ms) | {cell(per_run(imgs, 'images_ms', label), 1)} | | |")
+
+
 def report(out: Path, k: int, started: str, commit: str, loads: list[float]) -> None:
     """The three tables from the JSON files of runs 1..k in *out*."""
-    docs = {kind: [json.loads((out / f"run{r + 1}-{kind}.json").read_text())
-                   for r in range(k)] for kind in ("compare", "exec_stub", "images")}
+    docs = load_runs(out, k)
     c0 = docs["compare"][0]
     load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "?"
     print(f"runs: {k} | started: {started} | ended: {time.strftime('%H:%M:%S %Z')} | "
