@@ -6,8 +6,8 @@ Every process ocirt starts in a container (the init at create, each exec) gets a
 copy of the ocirt-exec stub, made by the runtime before it forks, and its last execve goes
 through the stub, which then execs the container's program: one memfd, one write and one seal
 more, and one execve of a ~2 KB static program more. This times exactly that difference, the
-two ways alternating round by round (which goes first too): fork + execve(/bin/true) + wait, against sealed copy + fork +
-execve(stub -> /bin/true) + wait. Medians with min-max, in microseconds. runc 1.1 pays the same
+two ways alternating round by round, taking turns to go first: fork + execve(/bin/true) + wait,
+against sealed copy + fork + execve(stub -> /bin/true) + wait. Medians with min-max, in microseconds. runc 1.1 pays the same
 kind of price differently (it re-execs itself from a read-only bind mount or a memfd copy of its
 ~10 MB binary before each init); `make bench` (compare.py) shows the whole commands side by side.
 """
