@@ -180,12 +180,18 @@ def cgroup_file(cid: str | None, name: str) -> int | None:
         return None
 
 
-def mem_available_kb() -> int:
+def meminfo_kb(field: str) -> int:
+    """One field of /proc/meminfo, in KiB (MemAvailable; Slab: the kernel objects, namespaces,
+    mounts, cgroups...)."""
     with open("/proc/meminfo") as f:
         for line in f:
-            if line.startswith("MemAvailable:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def mem_available_kb() -> int:
+    return meminfo_kb("MemAvailable")
 
 
 def settled_mem_available_kb(limit_s: float = 8.0) -> int:
@@ -211,15 +217,6 @@ def pcp_free_kb() -> int:
             if key == "count":
                 total += int(value)
     return total * os.sysconf("SC_PAGE_SIZE") // KIB
-
-
-def slab_kb() -> int:
-    """Slab of /proc/meminfo in KiB: the kernel objects (namespaces, mounts, cgroups...)."""
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("Slab:"):
-                return int(line.split()[1])
-    return 0
 
 
 class Samples:
@@ -429,7 +426,7 @@ def parallel(rt: Runtime, n: int, workers: int, s: Samples) -> None:
         return plain(rt, "create", "--bundle", path, cid) or plain(rt, "start", cid)
 
     before = settled_mem_available_kb()
-    pcp_before, slab_before = pcp_free_kb(), slab_kb()
+    pcp_before, slab_before = pcp_free_kb(), meminfo_kb("Slab")
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         errors = [e for e in pool.map(up, jobs) if e]
@@ -437,7 +434,7 @@ def parallel(rt: Runtime, n: int, workers: int, s: Samples) -> None:
     if errors:
         raise BenchError(f"{len(errors)} of {n} containers failed; first: {errors[0]}")
     during = settled_mem_available_kb()
-    pcp_during, slab_during = pcp_free_kb(), slab_kb()
+    pcp_during, slab_during = pcp_free_kb(), meminfo_kb("Slab")
     nproc, pss = process_pss_kb(rt.work)
     usage = cgroup_file(None, "memory.usage_in_bytes")
     t0 = time.perf_counter()

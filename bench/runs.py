@@ -126,18 +126,28 @@ def images_table(docs: list[dict]) -> None:
     print()
     print(f"images, median (min-max) over {n} runs of each run's median of {rounds} rounds")
     print(f"{'':<32}{'unit':>5}{'ocish':>24}{'other':>24}{'ocish/other':>22}")
+    for text, unit, cells in image_rows(docs):
+        widths = (24, 24, 22)[:len(cells)]  # the `ocish images` rows have one cell
+        print(f"{text:<32}{unit:>5}"
+              + "".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))
+
+
+def image_rows(docs: list[dict]) -> list[tuple[str, str, list[str]]]:
+    """images.py's rows over the runs: (name, unit, [ocish, other, ratio] cells)."""
+    rows = []
     for prefix, other, unit, text, digits in (
             ("pull", "skopeo", "MB/s", "pull vs skopeo copy", 1),
             ("unpack", "tar", "s", "unpack vs tar -xzf", 3)):
         for image in ("random", "files"):
             figure = f"{prefix} {image}"
-            print(f"{text + ', ' + image:<32}{unit:>5}"
-                  f"{cell(per_run(docs, figure, 'ocish'), digits):>24}"
-                  f"{cell(per_run(docs, figure, other), digits):>24}"
-                  f"{cell(ratios(docs, figure, 'ocish', other), 2):>22}")
+            rows.append((f"{text}, {image}", unit,
+                         [cell(per_run(docs, figure, "ocish"), digits),
+                          cell(per_run(docs, figure, other), digits),
+                          cell(ratios(docs, figure, "ocish", other), 2)]))
     for label, text in (("images", f"ocish images, {docs[0]['args']['images']} images"),
                         ("empty", "ocish images, empty store")):
-        print(f"{text:<32}{'ms':>5}{cell(per_run(docs, 'images_ms', label), 1):>24}")
+        rows.append((text, "ms", [cell(per_run(docs, "images_ms", label), 1)]))
+    return rows
 
 
 def main() -> None:
@@ -213,16 +223,8 @@ def markdown(docs: dict[str, list[dict]]) -> None:
     imgs = docs["images"]
     print(f"| figure, median (min-max) of {n} runs | ocish | other | ocish/other |")
     print("| --- | --- | --- | --- |")
-    for prefix, other, unit, digits in (("pull", "skopeo", "MB/s", 1), ("unpack", "tar", "s", 3)):
-        for image in ("random", "files"):
-            figure = f"{prefix} {image}"
-            print(f"| {prefix}, {image} image, vs {other} ({unit}) | "
-                  f"{cell(per_run(imgs, figure, 'ocish'), digits)} | "
-                  f"{cell(per_run(imgs, figure, other), digits)} | "
-                  f"{cell(ratios(imgs, figure, 'ocish', other), 2)} |")
-    for label, text in (("images", "`ocish images`, 100 images"),
-                        ("empty", "`ocish images`, empty store")):
-        print(f"| {text} (ms) | {cell(per_run(imgs, 'images_ms', label), 1)} | | |")
+    for text, unit, cells in image_rows(imgs):
+        print(f"| {text} ({unit}) | " + " | ".join(cells + [""] * (3 - len(cells))) + " |")
 
 
 def report(out: Path, k: int, started: str, commit: str, loads: list[float]) -> None:
