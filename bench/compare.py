@@ -3,7 +3,8 @@
     .venv/bin/python bench/compare.py [-n ROUNDS] [--warmup N] [--parallel N] [--workers W]
                                       [--quick] [--no-parallel] [--no-bisect] [--json FILE]
 
-Times (median of the rounds, runtimes alternating ocirt runc crun ocirt runc crun ...):
+Times (median of the rounds; round i runs the runtimes in an order rotated by i, ocirt runc crun,
+runc crun ocirt, crun ocirt runc, ..., so none always goes first):
 `run true` with and without a network namespace and with a podman-like config (seccomp
 profile bench/seccomp-default.json, podman's capabilities, masked/readonly paths, the usual
 mounts), `create` / `start` / `delete` of a `true` container and their sum, `exec true` into a
@@ -11,7 +12,9 @@ running container.  Memory: the waiting init's Rss/Pss, the container cgroup's
 memory.max_usage_in_bytes after it ran `true`, and the smallest memory limit at which
 `echo hi` still works (bisection).  Then N containers (`sleep 30`) created and started at once
 from a thread pool: time until all run, host memory while they run, time to delete them all.
-crun runs through a wrapper (written into a temp dir) that drops the cgroup2 mount it refuses.
+crun runs through a wrapper (written into a temp dir) that drops the cgroup2 mount it refuses;
+every round also times that wrapper alone (around crun --version and around /bin/true) and the
+table prints it as its own rows: it is included in every crun figure.
 See bench/README.md for what every figure means.
 """
 
@@ -92,6 +95,20 @@ PODMAN_DEVICES = [{"allow": False, "access": "rwm"},
 
 TIME_ROWS = ["run true", "run true, no netns", "run true, podman-like", "create", "start",
              "delete", "create+start+delete", "exec true"]
+Row = tuple[str, str, str, float, int]  # printed name, metric, unit, scale, digits
+MEM_ROWS: list[Row] = [("waiting init Rss", "init Rss", "MiB", 1 / KIB, 2),
+                       ("waiting init Pss", "init Pss", "MiB", 1 / KIB, 2),
+                       ("cgroup max_usage after `true`", "cgroup max_usage", "MiB", 1 / KIB, 2)]
+PARALLEL_ROWS: list[Row] = [
+    ("wall time until all running", "all running", "s", 1.0, 2),
+    ("MemAvailable drop while running", "MemAvailable drop", "MiB", 1.0, 1),
+    ("  per-CPU free lists growth", "per-CPU free lists growth", "MiB", 1.0, 1),
+    ("  Slab growth", "Slab growth", "MiB", 1.0, 1),
+    ("Pss of their processes", "Pss of their processes", "MiB", 1.0, 1),
+    ("  (processes counted)", "processes", "", 1.0, 0),
+    ("memory.usage_in_bytes of the parent", "cgroup usage", "MiB", 1.0, 1),
+    ("wall time to delete --force all", "delete --force all", "s", 1.0, 2)]
+TIME_ROW_SPECS: list[Row] = [(m, m, "ms", 1.0, 1) for m in TIME_ROWS]
 TARGETS = [("run true", "time", 1.0), ("create+start+delete", "time", 1.0),
            ("exec true", "time", 1.0)]
 
@@ -163,17 +180,22 @@ def cgroup_file(cid: str | None, name: str) -> int | None:
         return None
 
 
-def mem_available_kb() -> int:
+def meminfo_kb(field: str) -> int:
+    """One field of /proc/meminfo, in KiB (MemAvailable; Slab: the kernel objects, namespaces,
+    mounts, cgroups...)."""
     with open("/proc/meminfo") as f:
         for line in f:
-            if line.startswith("MemAvailable:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
 
+def mem_available_kb() -> int:
+    return meminfo_kb("MemAvailable")
+
+
 def settled_mem_available_kb(limit_s: float = 8.0) -> int:
-    """MemAvailable once it holds still (< 1 MiB change in 0.5 s, at most `limit_s`): memory
-    that exiting processes free comes back with a delay on this VM (free page reporting)."""
+    """MemAvailable once it holds still (< 1 MiB change in 0.5 s, at most `limit_s`)."""
     deadline = time.monotonic() + limit_s
     last = mem_available_kb()
     while True:
@@ -182,6 +204,19 @@ def settled_mem_available_kb(limit_s: float = 8.0) -> int:
         if abs(now - last) < 1024 or time.monotonic() > deadline:
             return now
         last = now
+
+
+def pcp_free_kb() -> int:
+    """KiB of free pages sitting on the per-CPU page lists (/proc/zoneinfo `count:` of every
+    pageset). MemFree and MemAvailable do not count them: pages that many exiting processes
+    free at once park there (the kernel grows the lists under such bursts) until drained."""
+    total = 0
+    with open("/proc/zoneinfo") as f:
+        for line in f:
+            key, _, value = line.strip().partition(":")
+            if key == "count":
+                total += int(value)
+    return total * os.sysconf("SC_PAGE_SIZE") // KIB
 
 
 class Samples:
@@ -229,7 +264,17 @@ def one_round(rt: Runtime, exec_cid: str, rec: Callable[[str, float | None], Non
     rec("exec true", rt.call("exec", exec_cid, "true").ms)
 
 
-def lifecycle(rts: list[Runtime], rounds: int, warmup: int, s: Samples) -> None:
+def rotated(items: list[Runtime], k: int) -> list[Runtime]:
+    """*items* rotated left by *k*: round k starts with runtime k (mod their number)."""
+    k %= len(items)
+    return items[k:] + items[:k]
+
+
+def lifecycle(rts: list[Runtime], rounds: int, warmup: int, s: Samples, offset: int,
+              wrap: Wrapper) -> None:
+    """warmup + rounds rounds; round i runs the runtimes in the order rotated by offset + i
+    (ocirt runc crun, runc crun ocirt, crun ocirt runc, ...), so none always goes first or
+    always follows the same one."""
     exec_ids = {}
     for rt in rts:
         cid = rt.new_id()
@@ -237,25 +282,59 @@ def lifecycle(rts: list[Runtime], rounds: int, warmup: int, s: Samples) -> None:
         rt.call("start", cid)
         exec_ids[rt.label] = cid
     for i in range(warmup + rounds):
-        for rt in rts:
-            def rec(metric: str, value: float | None, rt: Runtime = rt, keep: bool = i >= warmup
+        keep = i >= warmup
+        for rt in rotated(rts, offset + i):
+            def rec(metric: str, value: float | None, rt: Runtime = rt, keep: bool = keep
                     ) -> None:
                 if keep:
                     s.add(metric, rt.label, value)
             one_round(rt, exec_ids[rt.label], rec)
+        for metric, ms in wrap.measure(reverse=(offset + i) % 2 == 1):
+            if keep:
+                s.add(metric, "crun", ms)
         progress(f"round {i + 1}/{warmup + rounds}")
     for rt in rts:
         rt.call("delete", "--force", exec_ids[rt.label])
 
 
-def wrapper_overhead(crun: Runtime, runs: int = 10) -> float:
-    """Median of (wrapper --version) - (crun --version), in ms: what the wrapper adds per call."""
-    diffs = []
-    for _ in range(runs):
-        wrapped = SPAWNER.run([crun.path, "--version"], os.devnull, os.devnull)[1]
-        direct = SPAWNER.run([CRUN, "--version"], os.devnull, os.devnull)[1]
-        diffs.append((wrapped - direct) / 1e6)
-    return statistics.median(diffs)
+class Wrapper:
+    """crun's wrapper (WRAPPER) and what it costs: crun refuses this host's hybrid cgroup layout,
+    so every crun call of this benchmark goes through `unshare --mount` + sh + umount first.
+    The same wrapper around /bin/true measures the wrapper alone."""
+
+    ROWS = [("crun --version, direct", "wrap: crun direct"),
+            ("crun --version, through the wrapper", "wrap: crun wrapped"),
+            ("/bin/true, direct", "wrap: true direct"),
+            ("/bin/true, through the wrapper", "wrap: true wrapped"),
+            ("wrapper cost (wrapped - direct crun)", "wrap: cost")]
+
+    def __init__(self, crun: str, where: Path) -> None:
+        self.crun = crun
+        self.crun_wrapped = self._write(where / "crun", crun)
+        self.true_wrapped = self._write(where / "true", "/bin/true")
+
+    @staticmethod
+    def _write(path: Path, target: str) -> str:
+        path.write_text(WRAPPER.format(crun=target))
+        path.chmod(0o755)
+        return str(path)
+
+    def measure(self, reverse: bool) -> list[tuple[str, float]]:
+        """One sample of each row, in ms (direct and wrapped in turn, order flipped by
+        *reverse*)."""
+        pairs = [(("wrap: crun direct", [self.crun, "--version"]),
+                  ("wrap: crun wrapped", [self.crun_wrapped, "--version"])),
+                 (("wrap: true direct", ["/bin/true"]),
+                  ("wrap: true wrapped", [self.true_wrapped]))]
+        got: dict[str, float] = {}
+        for pair in pairs:
+            for metric, argv in reversed(pair) if reverse else pair:
+                rc, ns, _ = SPAWNER.run(argv, os.devnull, os.devnull)
+                if rc != 0:
+                    raise BenchError(f"{' '.join(argv)} exited {rc}")
+                got[metric] = ns / 1e6
+        got["wrap: cost"] = got["wrap: crun wrapped"] - got["wrap: crun direct"]
+        return list(got.items())
 
 
 # ---------------------------------------------------------------- smallest memory limit
@@ -347,6 +426,7 @@ def parallel(rt: Runtime, n: int, workers: int, s: Samples) -> None:
         return plain(rt, "create", "--bundle", path, cid) or plain(rt, "start", cid)
 
     before = settled_mem_available_kb()
+    pcp_before, slab_before = pcp_free_kb(), meminfo_kb("Slab")
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         errors = [e for e in pool.map(up, jobs) if e]
@@ -354,6 +434,7 @@ def parallel(rt: Runtime, n: int, workers: int, s: Samples) -> None:
     if errors:
         raise BenchError(f"{len(errors)} of {n} containers failed; first: {errors[0]}")
     during = settled_mem_available_kb()
+    pcp_during, slab_during = pcp_free_kb(), meminfo_kb("Slab")
     nproc, pss = process_pss_kb(rt.work)
     usage = cgroup_file(None, "memory.usage_in_bytes")
     t0 = time.perf_counter()
@@ -368,6 +449,8 @@ def parallel(rt: Runtime, n: int, workers: int, s: Samples) -> None:
     s.add("all running", rt.label, up_s)
     s.add("delete --force all", rt.label, down_s)
     s.add("MemAvailable drop", rt.label, (before - during) / KIB)
+    s.add("per-CPU free lists growth", rt.label, (pcp_during - pcp_before) / KIB)
+    s.add("Slab growth", rt.label, (slab_during - slab_before) / KIB)
     s.add("Pss of their processes", rt.label, pss / KIB)
     s.add("processes", rt.label, nproc)
     s.add("cgroup usage", rt.label, None if usage is None else usage / MIB)
@@ -389,6 +472,17 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a is not None and b is not None and a > 0 and b > 0 else "-"
 
 
+def section(title: str, head: str, rows: list[Row],
+            cells: Callable[[str, str, float, int], str]) -> None:
+    """A titled table: per row its name, its unit and what cells(metric, unit, scale, digits)
+    makes of it (shared by this report and runs.py's)."""
+    print()
+    print(title)
+    print(head)
+    for name, metric, unit, scale, digits in rows:
+        print(f"{name:<34}{unit:>6}" + cells(metric, unit, scale, digits))
+
+
 def report(s: Samples, facts: dict, notes: list[str], args: argparse.Namespace) -> None:
     labels = s.labels
     others = labels[1:]
@@ -399,24 +493,24 @@ def report(s: Samples, facts: dict, notes: list[str], args: argparse.Namespace) 
     head = f"{'':<34}{'unit':>6}" + "".join(f"{x:>10}" for x in labels)
     head += "".join(f"{a + '/' + x:>13}" for x in others)
 
-    def section(title: str, rows: list[tuple[str, str, str, float, int]]) -> None:
-        print()
-        print(title)
-        print(head)
-        for name, metric, unit, scale, digits in rows:
-            meds = {x: s.median(metric, x) for x in labels}
-            meds = {x: None if v is None else v * scale for x, v in meds.items()}
-            line = f"{name:<34}{unit:>6}" + "".join(f"{fmt(meds[x], digits):>10}" for x in labels)
-            if unit:
-                line += "".join(f"{ratio(meds[a], meds[x]):>13}" for x in others)
-            print(line)
+    def cells(metric: str, unit: str, scale: float, digits: int) -> str:
+        meds = {x: s.median(metric, x) for x in labels}
+        meds = {x: None if v is None else v * scale for x, v in meds.items()}
+        line = "".join(f"{fmt(meds[x], digits):>10}" for x in labels)
+        if unit:
+            line += "".join(f"{ratio(meds[a], meds[x]):>13}" for x in others)
+        return line
 
-    section(f"time, median of {args.n} rounds",
-            [(m, m, "ms", 1.0, 1) for m in TIME_ROWS])
-    mem_rows = [("waiting init Rss", "init Rss", "MiB", 1 / KIB, 2),
-                ("waiting init Pss", "init Pss", "MiB", 1 / KIB, 2),
-                ("cgroup max_usage after `true`", "cgroup max_usage", "MiB", 1 / KIB, 2)]
-    section(f"memory, median of {args.n} rounds", mem_rows)
+    section(f"time, median of {args.n} rounds", head, TIME_ROW_SPECS, cells)
+    section(f"memory, median of {args.n} rounds", head, MEM_ROWS, cells)
+    print()
+    print(f"crun's wrapper (unshare --mount + sh + umount, see WRAPPER), median (min-max) of "
+          f"{args.n} rounds, ms")
+    for name, metric in Wrapper.ROWS:
+        vals = s.data.get(metric, {}).get("crun", [])
+        if vals:
+            print(f"  {name:<40}{statistics.median(vals):8.2f}  "
+                  f"({min(vals):.2f}-{max(vals):.2f})")
     if s.limits:
         print()
         print(f"smallest memory limit (= memory+swap) at which `echo hi` works, "
@@ -425,13 +519,7 @@ def report(s: Samples, facts: dict, notes: list[str], args: argparse.Namespace) 
             print(f"  {x:<8}{s.limits[x]}")
     if "all running" in s.data:
         section(f"{args.parallel} containers (`sleep 30`) created+started by {args.workers} "
-                f"threads",
-                [("wall time until all running", "all running", "s", 1.0, 2),
-                 ("MemAvailable drop while running", "MemAvailable drop", "MiB", 1.0, 1),
-                 ("Pss of their processes", "Pss of their processes", "MiB", 1.0, 1),
-                 ("  (processes counted)", "processes", "", 1.0, 0),
-                 ("memory.usage_in_bytes of the parent", "cgroup usage", "MiB", 1.0, 1),
-                 ("wall time to delete --force all", "delete --force all", "s", 1.0, 2)])
+                f"threads", head, PARALLEL_ROWS, cells)
     print()
     print("targets (ocirt)")
     for metric, _, limit in TARGETS:
@@ -485,6 +573,10 @@ def main() -> None:
                     help="-n 5 --warmup 1 --parallel 20 --step 64 --tries 1")
     ap.add_argument("--no-parallel", action="store_true", help="skip the N-containers part")
     ap.add_argument("--no-bisect", action="store_true", help="skip the memory-limit bisection")
+    ap.add_argument("--rotate", type=int, default=0,
+                    help="start the rotation of the runtimes' order at this one: round i runs "
+                         "them rotated by ROTATE + i, the bisection and the N containers rotated "
+                         "by ROTATE (default: %(default)s = ocirt first)")
     ap.add_argument("--json", metavar="FILE", help="also write every sample here")
     args = ap.parse_args()
     if args.quick:
@@ -496,10 +588,8 @@ def main() -> None:
     cache = seccomp_cache_file()
     cache_was_there = cache.exists()
     wrapdir = Path(tempfile.mkdtemp(prefix="ocirt-bench-crunwrap-"))
-    wrapper = wrapdir / "crun"
-    wrapper.write_text(WRAPPER.format(crun=paths["crun"]))
-    wrapper.chmod(0o755)
-    paths["crun"] = str(wrapper)
+    wrap = Wrapper(paths["crun"], wrapdir)
+    paths["crun"] = wrap.crun_wrapped
     s = Samples(list(paths))
     built: list[Runtime] = []
     t_start = time.monotonic()
@@ -507,18 +597,19 @@ def main() -> None:
         for label, path in paths.items():
             built.append(Runtime(label, path))
         versions = {rt.label: version(rt) for rt in built}
-        facts = machine() | {"rounds": args.n, "warmup": args.warmup}
-        overhead = wrapper_overhead(built[2])
-        lifecycle(built, args.n, args.warmup, s)
+        facts = machine() | {"rounds": args.n, "warmup": args.warmup, "rotate": args.rotate,
+                             "load": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+        lifecycle(built, args.n, args.warmup, s, args.rotate, wrap)
+        # one pass each: the runtime that goes first is the --rotate'th (runs.py varies it)
         if not args.no_bisect:
-            for rt in built:
+            for rt in rotated(built, args.rotate):
                 progress(f"memory limit bisection: {rt.label}")
                 text, value = min_limit(rt, args.lo * KIB, args.hi * KIB, args.step * KIB,
                                         args.tries)
                 s.limits[rt.label] = text
                 s.add("echo limit", rt.label, None if value is None else value / KIB)
         if not args.no_parallel:
-            for rt in built:
+            for rt in rotated(built, args.rotate):
                 progress(f"{args.parallel} containers: {rt.label}")
                 parallel(rt, args.parallel, args.workers, s)
         progress("")
@@ -537,13 +628,14 @@ def main() -> None:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     facts["total_s"] = round(time.monotonic() - t_start)
-    notes = [f"{k}: {v}" + (f" (through the unshare wrapper, +{overhead:.1f} ms per call)"
-                            if k == "crun" else "") for k, v in versions.items()]
+    facts["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    notes = [f"{k}: {v}" + (" (through the unshare wrapper: its cost is measured below and is "
+                            "in every crun time)" if k == "crun" else "")
+             for k, v in versions.items()]
     report(s, facts, notes, args)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": facts, "versions": versions, "crun_wrapper_ms": overhead,
-                       "args": vars(args), "samples": s.data, "echo_limit": s.limits}, f,
+            json.dump({"machine": facts, "versions": versions, "args": vars(args), "samples": s.data, "echo_limit": s.limits}, f,
                       indent=1)
 
 

@@ -6,8 +6,8 @@ Every process ocirt starts in a container (the init at create, each exec) gets a
 copy of the ocirt-exec stub, made by the runtime before it forks, and its last execve goes
 through the stub, which then execs the container's program: one memfd, one write and one seal
 more, and one execve of a ~2 KB static program more. This times exactly that difference, the
-two ways alternating round by round: fork + execve(/bin/true) + wait, against sealed copy + fork +
-execve(stub -> /bin/true) + wait. Medians with min-max, in microseconds. runc 1.1 pays the same
+two ways alternating round by round, taking turns to go first: fork + execve(/bin/true) + wait,
+against sealed copy + fork + execve(stub -> /bin/true) + wait. Medians with min-max, in microseconds. runc 1.1 pays the same
 kind of price differently (it re-execs itself from a read-only bind mount or a memfd copy of its
 ~10 MB binary before each init); `make bench` (compare.py) shows the whole commands side by side.
 """
@@ -15,6 +15,7 @@ kind of price differently (it re-execs itself from a read-only bind mount or a m
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -54,12 +55,14 @@ def through_stub() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--rounds", type=int, default=500)
+    parser.add_argument("--json", metavar="FILE", help="also write every sample here (us)")
     args = parser.parse_args()
     times: dict[str, list[float]] = {"direct": [], "stub": []}
     for fn in (direct, through_stub):  # warm-up
         fn()
-    for _ in range(args.rounds):
-        for name, fn in (("direct", direct), ("stub", through_stub)):
+    pair = (("direct", direct), ("stub", through_stub))
+    for i in range(args.rounds):
+        for name, fn in pair if i % 2 == 0 else pair[::-1]:  # neither always first
             t = time.perf_counter_ns()
             fn()
             times[name].append((time.perf_counter_ns() - t) / 1000)
@@ -78,6 +81,9 @@ def main() -> int:
     extra = statistics.median(times["stub"]) - statistics.median(times["direct"])
     print(f"{'cost per container process (median diff)':<44}{extra:>10.0f}"
           f"   ({statistics.median(times['stub']) / statistics.median(times['direct']):.2f}x)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rounds": args.rounds, "samples": {**times, "copy": copy}}, f)
     return 0
 
 

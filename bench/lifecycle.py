@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/lifecycle.py [--runtime A --vs B] [-n RUNS] [--warmup N] [--json FILE]
 
-Each round runs every operation once for A, then once for B (A B A B ...), so drift hits both.
+Each round runs every operation once for A and once for B, A first in even rounds and B first in
+odd ones (A B, B A, A B, ...), so drift hits both and neither always goes first.
 Warm-up rounds are run and thrown away.  Per operation it prints min / median / max wall time in
 ms for each runtime, the ratio of the medians (A/B), and the peak RSS of the runtime process
 (the largest wait4 ru_maxrss over the runs).  See bench/README.md for what each operation is.
@@ -69,7 +70,7 @@ def bench(a: Runtime, b: Runtime, runs: int, warmup: int) -> dict[str, dict[str,
         return record
 
     for i in range(warmup + runs):
-        for rt in (a, b):
+        for rt in (a, b) if i % 2 == 0 else (b, a):
             one_round(rt, recorder(rt.label, i >= warmup))
         if sys.stderr.isatty():
             print(f"\rround {i + 1}/{warmup + runs}", end="", file=sys.stderr, flush=True)
@@ -79,15 +80,15 @@ def bench(a: Runtime, b: Runtime, runs: int, warmup: int) -> dict[str, dict[str,
 
 
 def report(samples: dict[str, dict[str, list[Result]]], la: str, lb: str) -> None:
-    head = f"{'operation':<15}{la + ' ms min/med/max':>24}{lb + ' ms min/med/max':>24}{'A/B':>8}"
-    print(head + f"{la + ' maxRSS MiB':>18}{lb + ' maxRSS MiB':>18}{'A/B':>7}")
+    head = f"{'operation':<15}{la + ' ms min/med/max':>25}{lb + ' ms min/med/max':>25}{'A/B':>7}"
+    print(head + f"{la + ' maxRSS MiB':>20}{lb + ' maxRSS MiB':>20}{'A/B':>7}")
     for op, by_rt in samples.items():
         ms = {k: sorted(r.ms for r in v) for k, v in by_rt.items()}
         med = {k: statistics.median(v) for k, v in ms.items()}
         rss = {k: max(r.maxrss_kb for r in v) / 1024 for k, v in by_rt.items()}
         cells = "".join(f"{v[0]:8.1f}{med[k]:8.1f}{v[-1]:8.1f}" for k, v in ms.items())
-        print(f"{op:<15}{cells}{med[la] / med[lb]:7.2f}x"
-              f"{rss[la]:18.1f}{rss[lb]:18.1f}{rss[la] / rss[lb]:6.2f}x")
+        print(f"{op:<15} {cells} {med[la] / med[lb]:6.2f}x"
+              f"{rss[la]:20.1f}{rss[lb]:20.1f}{rss[la] / rss[lb]:6.2f}x")
 
 
 def main() -> None:
