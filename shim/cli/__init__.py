@@ -13,7 +13,7 @@ import os
 import sys
 
 from ..errors import OcishError
-from . import archivecmds, imagecmds, misc, registrycmds, usagecmds
+from . import archivecmds, containercmds, imagecmds, misc, registrycmds, usagecmds
 
 TYPE_CHECKING = False  # not typing's: typing costs every command ms
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     registrycmds.register(sub, imagecmds.register(sub))
     archivecmds.register(sub)
     usagecmds.register(sub)
+    containercmds.register(sub)
     return p
 
 
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except OcishError as exc:
         sys.stderr.write(f"ocish: {exc}\n")
+        return exc.status
     except KeyboardInterrupt:
         sys.stderr.write("ocish: interrupted\n")
         return 130
