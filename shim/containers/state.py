@@ -1,0 +1,38 @@
+"""A container's state, derived from the monitor's exit file and the monitor's liveness, never
+taken from the database on trust: a monitor killed, an init killed or a host rebooted leaves a
+container that reports ``exited``, not a ghost that says ``running``.
+
+The cheap facts come first (the exit file, the monitor's /proc entry with the start time
+recorded at spawn), so that ``ps`` asks the runtime nothing while the monitors are alive.
+"""
+
+from __future__ import annotations
+
+from ..monitor import conmon
+from ..storage.root import Storage
+from . import lifecycle, records
+from .records import Container
+
+
+def refresh(st: Storage, ctr: Container, locked: bool = False) -> Container:
+    """The container as it is now (its row updated if what ocish knew has changed)."""
+    if ctr.status not in ("created", "running"):
+        return ctr
+    p = lifecycle.paths(st, ctr)
+    code = conmon.read_exit_file(p)
+    if code is None and lifecycle.monitor_alive(ctr, p):
+        return ctr
+    if code is not None:
+        # exited under its monitor: the exit command cleans up; record the status now
+        records.update(st, ctr.id, status="exited", exit_code=code,
+                       finished=lifecycle._exit_time(p))
+    else:
+        # the monitor is gone and left no exit status: the container cannot go on without it
+        # (nobody holds its stdio or would record its end), so it is ended and cleaned up
+        if locked:
+            records.update(st, ctr.id, status="exited", exit_code=137,
+                           finished=lifecycle.now(), error="the monitor (conmon) died")
+            lifecycle._release(st, ctr)
+        else:
+            lifecycle.cleanup(st, ctr.id, exit_code=137)
+    return records.get(st, ctr.id) or ctr
