@@ -114,12 +114,6 @@ def recorded_exit(st: Storage, cid: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def using_image(st: Storage, image_id: str) -> list[str]:
-    """The IDs of the containers made from the image."""
-    return [r[0] for r in st.db.execute("SELECT id FROM containers WHERE image_id = ?",
-                                        (image_id,))]
-
-
 _ADJECTIVES = ("admiring", "brave", "clever", "dazzling", "eager", "focused", "gallant",
                "happy", "jolly", "keen", "loving", "modest", "nifty", "optimistic", "quirky",
                "relaxed", "serene", "tender", "upbeat", "vibrant", "wizardly", "zealous")

@@ -245,3 +245,13 @@ def test_create_start_and_inspect(oc: Ocish) -> None:
     assert oc("wait", "c1").stdout == "0\n"
     assert oc("logs", "c1").stdout == "created\n"
     oc("rm", "c1")
+
+
+def test_image_in_use_is_kept(oc: Ocish) -> None:
+    oc.run("-d", "--name", "user", "IMAGE", "true")
+    res = oc("rmi", oc.image, check=False)
+    assert "being used by container" in one_line_error(res)
+    oc("image", "prune", "-a", "-f")
+    assert oc.image.split("/", 1)[1].split(":")[0] in oc("images").stdout
+    oc("rm", "-f", "user")
+    oc("rmi", oc.image)
