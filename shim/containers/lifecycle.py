@@ -259,7 +259,8 @@ def stop(st: Storage, ctr: Container, timeout: int | None) -> None:
     if ctr.status != "running":
         return
     rt = runtime_of(st, ctr)
-    t = ctr.options.get("stop_timeout", DEFAULT_STOP_TIMEOUT) if timeout is None else timeout
+    t = timeout if timeout is not None else ctr.options.get("stop_timeout")
+    t = DEFAULT_STOP_TIMEOUT if t is None else t
     rt.kill(ctr.id, ctr.options.get("stop_signal") or "SIGTERM")
     if wait(st, ctr.id, t) is None:
         rt.kill(ctr.id, "SIGKILL")

@@ -255,3 +255,13 @@ def test_image_in_use_is_kept(oc: Ocish) -> None:
     assert oc.image.split("/", 1)[1].split(":")[0] in oc("images").stdout
     oc("rm", "-f", "user")
     oc("rmi", oc.image)
+
+
+def test_stop_timeouts(oc: Ocish) -> None:
+    # sh as init ignores SIGTERM: stop must SIGKILL it after the timeout (--stop-timeout,
+    # else -t)
+    oc.run("-d", "--name", "stubborn", "--stop-timeout", "1", "IMAGE", "sh", "-c",
+           "while true; do sleep 0.1; done")
+    oc("stop", "stubborn")
+    assert oc("wait", "stubborn").stdout == "137\n"
+    oc("rm", "stubborn")
