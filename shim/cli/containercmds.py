@@ -269,33 +269,21 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Show containers' details as JSON (images' too, as Docker's ``inspect`` does)."""
-    import json
-
+    if args.format not in (None, "json"):
+        raise OcishError(f"--format {args.format!r}: only 'json' is supported")
     from ..containers import records
     from ..containers.inspect import inspect
     from ..containers.state import refresh
     from ..images import records as images
+    from .output import inspect_json
 
     st = _storage(args)
-    found: list[dict[str, Any]] = []
-    missing: list[str] = []
-    for name in args.names:
-        try:
-            if args.type == "image":
-                raise OcishError(name)
-            found.append(inspect(st, refresh(st, records.find(st, name))))
-        except OcishError:
-            if args.type == "container":
-                missing.append(name)
-                continue
-            try:
-                found.append(images.inspect(st, images.resolve(st, name)))
-            except OcishError:
-                missing.append(name)
-    sys.stdout.write(json.dumps(found, indent=4) + "\n")
-    if missing:
-        raise OcishError("No such object: " + ", ".join(missing))
-    return 0
+    finders = []
+    if args.type != "image":
+        finders.append(lambda name: inspect(st, refresh(st, records.find(st, name))))
+    if args.type != "container":
+        finders.append(lambda name: images.inspect(st, images.resolve(st, name)))
+    return inspect_json(sys.stdout, args.names, finders, "No such object")
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
