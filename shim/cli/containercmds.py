@@ -101,11 +101,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         sys.stdout.write(ctr.id + "\n")
         return 0
+    _proxy_signals(st, ctr)
     _relay(sock)
     code = lifecycle.wait(st, ctr.id)
     if args.rm:  # gone when run returns, as Docker's (the exit command then finds nothing)
         lifecycle.cleanup(st, ctr.id, remove=True)
     return 0 if code is None else code
+
+
+def _proxy_signals(st: Storage, ctr: Container) -> None:
+    """Docker's --sig-proxy (on by default): SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2
+    sent to a foreground ``run`` go to the container; its exit then ends the ``run``."""
+    import signal
+
+    from ..containers import lifecycle
+
+    rt = lifecycle.runtime_of(st, ctr)
+
+    def forward(signum: int, frame: object) -> None:
+        rt.kill(ctr.id, str(signum))
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                signal.SIGUSR2):
+        signal.signal(sig, forward)
 
 
 def _relay(sock: Any) -> None:

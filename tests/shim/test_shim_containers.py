@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from shim_support import REPO, Images, ocish, one_line_error
+from shim_support import OCISH, REPO, Images, ocish, one_line_error
 
 pytest_plugins = ["shim_fixtures"]
 
@@ -45,6 +45,10 @@ class Ocish:
 
     def __init__(self, root: Path, runtime: str, images: Images) -> None:
         self.root, self.runtime, self.image = root, runtime, images.ref()
+
+    def argv(self) -> list[str]:
+        """The command line of this ocish (for a Popen)."""
+        return [str(OCISH), "--root", str(self.root), "--runtime", self.runtime]
 
     def __call__(self, *args: str, check: bool = True, **kw: object
                  ) -> subprocess.CompletedProcess[str]:
@@ -265,3 +269,36 @@ def test_stop_timeouts(oc: Ocish) -> None:
     oc("stop", "stubborn")
     assert oc("wait", "stubborn").stdout == "137\n"
     oc("rm", "stubborn")
+
+
+def test_detached_rm_removes_itself(oc: Ocish) -> None:
+    oc.run("-d", "--rm", "IMAGE", "true")
+    wait_for(lambda: oc("ps", "-a", "-q").stdout == "", "removal by the exit command")
+    assert_nothing_left(oc.root)
+
+
+def test_created_container_is_removed(oc: Ocish) -> None:
+    oc("create", "--tls-verify=false", "--cgroup-parent", CGROUP_PARENT, "--name", "never",
+       oc.image, "true")
+    line = oc("ps", "-a").stdout.splitlines()[1]
+    assert " Created " in line and line.endswith("never")
+    oc("rm", "never")
+    assert_nothing_left(oc.root)
+
+
+def test_foreground_run_forwards_signals(oc: Ocish) -> None:
+    oc("pull", "--tls-verify=false", oc.image)
+    proc = subprocess.Popen([*oc.argv(), "run", "--cgroup-parent", CGROUP_PARENT, "--rm",
+                             oc.image, "sh", "-c",
+                             "trap 'echo got TERM; exit 7' TERM; echo ready; "
+                             "while true; do sleep 0.1; done"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out) == (7, "got TERM\n")
