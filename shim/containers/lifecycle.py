@@ -89,8 +89,10 @@ def create(st: Storage, image_id: str, image: str, options: dict[str, Any], runt
     with locked(st, cid):
         try:
             _spawn(st, ctr, exit_command)
-        except BaseException:
-            _teardown(st, ctr)
+        except BaseException as exc:
+            # after a create the monitor reported failed, it runs its exit command (which
+            # waits for this lock): nothing to wait for
+            _teardown(st, ctr, wait_create=not isinstance(exc, conmon.CreateError))
             raise
     return records.get(st, cid) or ctr
 
@@ -142,23 +144,28 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
     _write(os.path.join(p.bundle, "config.json"), json.dumps(config, indent=1))
     rt = runtime_of(st, ctr)
     os.makedirs(rt.root, mode=0o700, exist_ok=True)
+
+    def started(mpid: int) -> None:
+        ctr.monitor_pid, ctr.monitor_start = mpid, conmon.pid_start(mpid) or ""
+        records.update(st, ctr.id, status="created", monitor_pid=mpid,
+                       monitor_start=ctr.monitor_start, exit_code=0, finished="", error="")
+
     try:
-        pid = conmon.spawn(ctr.id, ctr.name, rt.path, rt.root, p, [*exit_command, ctr.id])
+        pid = conmon.spawn(ctr.id, ctr.name, rt.path, rt.root, p, [*exit_command, ctr.id],
+                           started)
     except conmon.CreateError as exc:
-        raise OcishError(str(exc), status=exit_status_of_error(str(exc))) from None
-    mpid = conmon.monitor_pid(p) or 0
-    records.update(st, ctr.id, status="created", pid=pid, monitor_pid=mpid,
-                   monitor_start=conmon.pid_start(mpid) or "", exit_code=0, finished="",
-                   error="")
+        exc.status = exit_status_of_error(str(exc))
+        raise
+    records.update(st, ctr.id, pid=pid)
 
 
-def _teardown(st: Storage, ctr: Container) -> None:
+def _teardown(st: Storage, ctr: Container, wait_create: bool = True) -> None:
     """Undo a create: the runtime's container (and so its processes and cgroup), the monitor,
     the mount, the dir, the row. Best effort on each step, so that one failure does not
     leave the rest."""
     import shutil
 
-    _release(st, ctr)
+    _release(st, ctr, wait_create)
     shutil.rmtree(ctr.dir(st), ignore_errors=True)
     records.delete(st, ctr.id)
     _drop_lock(st, ctr.id)
@@ -171,18 +178,23 @@ def _drop_lock(st: Storage, cid: str) -> None:
         pass
 
 
-def _release(st: Storage, ctr: Container) -> None:
+def _release(st: Storage, ctr: Container, wait_create: bool = True) -> None:
     """What a container holds while it exists in the runtime: its runtime state (deleting it
     kills what is left), a monitor, the rootfs mount."""
+    p = paths(st, ctr)
+    # a monitor whose runtime create is still under way (its ocish was killed meanwhile):
+    # the runtime's state is only complete, and so deletable, once the pid file is written
+    deadline = time.monotonic() + 60
+    while wait_create and monitor_alive(ctr, p) and not os.path.exists(p.pidfile) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
     try:
         runtime_of(st, ctr).delete(ctr.id)
     except OcishError:
         pass
-    p = paths(st, ctr)
-    mpid = conmon.monitor_pid(p)
-    if mpid and ctr.monitor_start and conmon.pid_start(mpid) == ctr.monitor_start:
+    if monitor_alive(ctr, p):
         try:
-            os.kill(mpid, 9)  # ours: the start time matches the one recorded at spawn
+            os.kill(ctr.monitor_pid, 9)  # ours: the start time matches the one recorded
         except OSError:
             pass
     rootfs = os.path.join(p.bundle, "rootfs")
@@ -191,7 +203,14 @@ def _release(st: Storage, ctr: Container) -> None:
 
 
 def monitor_alive(ctr: Container, p: conmon.Paths) -> bool:
-    return bool(ctr.monitor_pid) and conmon.pid_start(ctr.monitor_pid) == ctr.monitor_start
+    """Whether the container's monitor runs (the pid recorded at spawn with its start time,
+    or, when its spawner died before recording it, a conmon found by its command line)."""
+    if not ctr.monitor_start:
+        mpid = conmon.find(ctr.id)
+        if mpid is None:
+            return False
+        ctr.monitor_pid, ctr.monitor_start = mpid, conmon.pid_start(mpid) or ""
+    return conmon.pid_start(ctr.monitor_pid) == ctr.monitor_start
 
 
 def start(st: Storage, ctr: Container, exit_command: list[str]) -> Container:
@@ -207,8 +226,8 @@ def start(st: Storage, ctr: Container, exit_command: list[str]) -> Container:
             _release(st, ctr)
             try:
                 _spawn(st, ctr, exit_command)
-            except BaseException:
-                _release(st, ctr)
+            except BaseException as exc:
+                _release(st, ctr, wait_create=not isinstance(exc, conmon.CreateError))
                 raise
         try:
             rt.start(ctr.id)

@@ -8,6 +8,7 @@ recorded at spawn), so that ``ps`` asks the runtime nothing while the monitors a
 
 from __future__ import annotations
 
+from ..errors import OcishError
 from ..monitor import conmon
 from ..storage.root import Storage
 from . import lifecycle, records
@@ -20,7 +21,9 @@ def refresh(st: Storage, ctr: Container, locked: bool = False) -> Container:
         return ctr
     p = lifecycle.paths(st, ctr)
     code = conmon.read_exit_file(p)
-    if code is None and lifecycle.monitor_alive(ctr, p):
+    if code is None and (lifecycle.monitor_alive(ctr, p) or not ctr.monitor_start):
+        # alive; or a create that is under way or was cut short before its monitor ran,
+        # which shows as created and which rm removes
         return ctr
     if code is not None:
         # exited under its monitor: the exit command cleans up; record the status now
@@ -34,5 +37,8 @@ def refresh(st: Storage, ctr: Container, locked: bool = False) -> Container:
                            finished=lifecycle.now(), error="the monitor (conmon) died")
             lifecycle._release(st, ctr)
         else:
-            lifecycle.cleanup(st, ctr.id, exit_code=137)
+            try:
+                lifecycle.cleanup(st, ctr.id, exit_code=137)
+            except OcishError:
+                pass  # shown as recorded; rm -f tries again
     return records.get(st, ctr.id) or ctr

@@ -15,6 +15,10 @@ import subprocess
 
 from ..errors import OcishError
 
+TYPE_CHECKING = False  # not typing's
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 CONMON = "/usr/bin/conmon"
 
 
@@ -36,10 +40,12 @@ class Paths:
 
 
 def spawn(cid: str, name: str, runtime: str, runtime_root: str, paths: Paths,
-          exit_command: list[str]) -> int:
+          exit_command: list[str], started: Callable[[int], None]) -> int:
     """Start conmon for the container *cid* and wait for the runtime's ``create``; returns
-    the container's init pid. On failure conmon has exited and the runtime has cleaned up;
-    the error carries the runtime's message."""
+    the container's init pid. *started* gets the monitor's pid as soon as it is known, before
+    the runtime's create is done (so that a caller killed meanwhile has recorded it). On
+    failure conmon has exited and the runtime has cleaned up; the error carries the runtime's
+    message."""
     if not os.access(CONMON, os.X_OK):
         raise OcishError(f"{CONMON} not found: install Debian's conmon package")
     for d in (paths.exit_dir, paths.sockets):
@@ -69,6 +75,9 @@ def spawn(cid: str, name: str, runtime: str, runtime_root: str, paths: Paths,
         _, err = proc.communicate(timeout=60)  # the first process exits after forking
         if proc.returncode != 0:
             raise OcishError(f"conmon: {err.decode(errors='replace').strip() or 'failed'}")
+        mpid = monitor_pid(paths)
+        if mpid:
+            started(mpid)
         return _read_sync(rfd)
     finally:
         os.close(rfd)
@@ -133,6 +142,24 @@ def monitor_pid(paths: Paths) -> int | None:
             return int(f.read().strip())
     except (OSError, ValueError):
         return None
+
+
+def find(cid: str) -> int | None:
+    """The pid of a live conmon for the container *cid* (by its command line), for one whose
+    spawner died before it could record it."""
+    want = ["-c", cid]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv and argv[0] == CONMON and any(argv[i:i + 2] == want for i in range(len(argv))):
+            if pid_start(int(entry)) is not None:
+                return int(entry)
+    return None
 
 
 def attach(paths: Paths) -> object:

@@ -302,3 +302,31 @@ def test_foreground_run_forwards_signals(oc: Ocish) -> None:
             proc.kill()
             proc.wait()
     assert (proc.returncode, out) == (7, "got TERM\n")
+
+
+def _container_file(root: Path, name: str) -> bool:
+    ctrs = root / "containers"
+    return ctrs.is_dir() and any((d / name).exists() for d in ctrs.iterdir() if d.is_dir())
+
+
+@pytest.mark.parametrize("step", ["bundle/config.json", "conmon.pid", "running"])
+def test_ocish_killed_mid_run(oc: Ocish, step: str) -> None:
+    """ocish SIGKILLed after it wrote the bundle, after it started the monitor, after the
+    container started: ps -a still tells the truth and rm -f leaves nothing."""
+    oc("pull", "--tls-verify=false", oc.image)
+    proc = subprocess.Popen([*oc.argv(), "run", "--cgroup-parent", CGROUP_PARENT, "--name",
+                             "cut", oc.image, "sleep", "1000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if step == "running":
+            wait_for(lambda: " Up " in oc("ps").stdout, "running container")
+        else:
+            wait_for(lambda: _container_file(oc.root, step), step)
+    finally:
+        proc.kill()
+        proc.wait()
+    lines = oc("ps", "-a").stdout.splitlines()
+    assert len(lines) == 2 and lines[1].endswith("cut")
+    assert any(s in lines[1] for s in (" Up ", " Created ", " Exited (")), lines[1]
+    oc("rm", "-f", "cut")
+    assert_nothing_left(oc.root)
