@@ -320,7 +320,7 @@ def _run_options(p: Any) -> None:
     p.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
     p.add_argument("-u", "--user", help="uid[:gid] (numeric)")
     p.add_argument("-h", "--hostname", help="the container's host name")
-    p.add_argument("--network", "--net", default="none", choices=["none", "host"],
+    p.add_argument("--network", "--net", default="none",
                    help="'none' (the default: a network namespace with only lo; bridge "
                         "networks are not implemented yet) or 'host'")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")

@@ -330,3 +330,13 @@ def test_ocish_killed_mid_run(oc: Ocish, step: str) -> None:
     assert any(s in lines[1] for s in (" Up ", " Created ", " Exited (")), lines[1]
     oc("rm", "-f", "cut")
     assert_nothing_left(oc.root)
+
+
+def test_network_host(oc: Ocish) -> None:
+    res = oc.run("--rm", "--network", "host", "IMAGE", "ls", "/sys/class/net")
+    assert sorted(res.stdout.split()) == sorted(os.listdir("/sys/class/net"))
+    res = oc.run("--rm", "--network", "bridge", "IMAGE", "true", check=False)
+    assert res.returncode == 125 and "not implemented" in one_line_error(res)
+    assert_nothing_left(oc.root)
+    res = oc("run", "--no-such-flag", oc.image, check=False)
+    assert res.returncode == 125 and "unrecognized" in one_line_error(res)
