@@ -145,17 +145,17 @@ def _relay(sock: Any) -> None:
                 out.flush()
 
 
-def _exit_command_of(st: Storage, ctr: Container) -> list[str]:
-    return _exit_command(st, bool(ctr.options.get("rm")))
-
-
 def cmd_start(args: argparse.Namespace) -> int:
     """Start containers."""
     from ..containers import lifecycle, records
 
     st = _storage(args)
-    return _each(args.containers, lambda c: lifecycle.start(
-        st, records.find(st, c), _exit_command_of(st, records.find(st, c))))
+
+    def one(name: str) -> None:
+        ctr = records.find(st, name)
+        lifecycle.start(st, ctr, _exit_command(st, bool(ctr.options.get("rm"))))
+
+    return _each(args.containers, one)
 
 
 def _each(names: list[str], action: Any, echo: bool = True) -> int:

@@ -30,11 +30,14 @@ from .records import Container
 DEFAULT_STOP_TIMEOUT = 10
 
 
-def now() -> str:
-    """RFC 3339 UTC with nanoseconds, as Docker writes times."""
-    ns = time.time_ns()
+def rfc3339(ns: int) -> str:
+    """A time in ns since the epoch as Docker writes times: RFC 3339, UTC, nanoseconds."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
         f".{ns % 10**9:09d}Z"
+
+
+def now() -> str:
+    return rfc3339(time.time_ns())
 
 
 @contextmanager
@@ -165,7 +168,7 @@ def _teardown(st: Storage, ctr: Container, wait_create: bool = True) -> None:
     leave the rest."""
     import shutil
 
-    _release(st, ctr, wait_create)
+    release(st, ctr, wait_create)
     shutil.rmtree(ctr.dir(st), ignore_errors=True)
     records.delete(st, ctr.id)
     _drop_lock(st, ctr.id)
@@ -178,7 +181,7 @@ def _drop_lock(st: Storage, cid: str) -> None:
         pass
 
 
-def _release(st: Storage, ctr: Container, wait_create: bool = True) -> None:
+def release(st: Storage, ctr: Container, wait_create: bool = True) -> None:
     """What a container holds while it exists in the runtime: its runtime state (deleting it
     kills what is left), a monitor, the rootfs mount."""
     p = paths(st, ctr)
@@ -223,16 +226,16 @@ def start(st: Storage, ctr: Container, exit_command: list[str]) -> Container:
             return ctr
         rt = runtime_of(st, ctr)
         if ctr.status == "exited":
-            _release(st, ctr)
+            release(st, ctr)
             try:
                 _spawn(st, ctr, exit_command)
             except BaseException as exc:
-                _release(st, ctr, wait_create=not isinstance(exc, conmon.CreateError))
+                release(st, ctr, wait_create=not isinstance(exc, conmon.CreateError))
                 raise
         try:
             rt.start(ctr.id)
         except OcishError:
-            _release(st, ctr)
+            release(st, ctr)
             records.update(st, ctr.id, status="exited", exit_code=125, finished=now())
             raise
         records.update(st, ctr.id, status="running", started=now())
@@ -302,21 +305,20 @@ def cleanup(st: Storage, cid: str, remove: bool = False, exit_code: int | None =
             code = exit_code if exit_code is not None else 137
         if ctr.status != "exited":
             records.update(st, cid, status="exited", exit_code=code,
-                           finished=_exit_time(paths(st, ctr)),
+                           finished=exit_time(paths(st, ctr)),
                            error="" if exit_code is None else "the monitor (conmon) died")
-        _release(st, ctr)
+        release(st, ctr)
         if remove:
             records.record_exit(st, cid, code)
             _teardown(st, ctr)
 
 
-def _exit_time(p: conmon.Paths) -> str:
+def exit_time(p: conmon.Paths) -> str:
+    """When the container exited: when its monitor wrote the exit file."""
     try:
-        ns = os.stat(p.exit_file).st_mtime_ns
+        return rfc3339(os.stat(p.exit_file).st_mtime_ns)
     except OSError:
         return now()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
-        f".{ns % 10**9:09d}Z"
 
 
 def remove(st: Storage, ctr: Container, force: bool) -> None:

@@ -28,14 +28,14 @@ def refresh(st: Storage, ctr: Container, locked: bool = False) -> Container:
     if code is not None:
         # exited under its monitor: the exit command cleans up; record the status now
         records.update(st, ctr.id, status="exited", exit_code=code,
-                       finished=lifecycle._exit_time(p))
+                       finished=lifecycle.exit_time(p))
     else:
         # the monitor is gone and left no exit status: the container cannot go on without it
         # (nobody holds its stdio or would record its end), so it is ended and cleaned up
         if locked:
             records.update(st, ctr.id, status="exited", exit_code=137,
                            finished=lifecycle.now(), error="the monitor (conmon) died")
-            lifecycle._release(st, ctr)
+            lifecycle.release(st, ctr)
         else:
             try:
                 lifecycle.cleanup(st, ctr.id, exit_code=137)
