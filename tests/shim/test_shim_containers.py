@@ -340,3 +340,27 @@ def test_network_host(oc: Ocish) -> None:
     assert_nothing_left(oc.root)
     res = oc("run", "--no-such-flag", oc.image, check=False)
     assert res.returncode == 125 and "unrecognized" in one_line_error(res)
+
+
+def test_parallel_runs(oc: Ocish) -> None:
+    """Parallel ``run -d``: with one name, exactly one wins and the others fail with 125 and
+    leave nothing; with different names, all run."""
+    oc("pull", "--tls-verify=false", oc.image)
+
+    def start(name: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([*oc.argv(), "run", "-d", "--cgroup-parent", CGROUP_PARENT,
+                                 "--name", name, oc.image, "sleep", "1000"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    same = [start("same") for _ in range(8)]
+    others = [start(f"other{i}") for i in range(8)]
+    results = [(p.wait(120), *p.communicate()) for p in same + others]
+    won = [r for r in results[:8] if r[0] == 0]
+    assert len(won) == 1, results
+    for code, _, err in results[:8]:
+        assert code in (0, 125) and (code == 0 or "already in use" in err), err
+    assert all(r[0] == 0 for r in results[8:]), results
+    running = oc("ps", "-q", "--no-trunc").stdout.split()
+    assert sorted(running) == sorted(r[1].strip() for r in results if r[0] == 0)
+    oc("rm", "-f", *running)
+    assert_nothing_left(oc.root)
