@@ -61,7 +61,8 @@ def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
                    "workdir": args.workdir, "entrypoint": args.entrypoint, "cmd": args.cmd,
                    "user": args.user, "network": args.network, "rm": args.rm,
                    "detach": detach, "cgroup_parent": args.cgroup_parent,
-                   "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout}
+                   "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout,
+                   "security_opt": args.security_opt or []}
         return lifecycle.create(st, image_id, args.image, options,
                                 resolve(runtime_path(args)), _exit_command(st, args.rm))
     except OcishError as exc:
@@ -331,6 +332,9 @@ def _run_options(p: Any) -> None:
     p.add_argument("--stop-signal", help="the signal that stops the container (default: "
                    "the image's, else SIGTERM)")
     p.add_argument("--stop-timeout", type=int, help="seconds before stop sends SIGKILL")
+    p.add_argument("--security-opt", action="append", metavar="OPT",
+                   help="seccomp=unconfined|FILE (default: /usr/share/containers/"
+                        "seccomp.json), no-new-privileges")
     regopts.add_options(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")

@@ -43,6 +43,8 @@ def inspect(st: Storage, ctr: Container) -> dict[str, Any]:
             "CgroupParent": o.get("cgroup_parent") or "", "RestartPolicy": {
                 "Name": "no", "MaximumRetryCount": 0},
             "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
+            "SecurityOpt": [f"seccomp={o.get('seccomp')}"] +
+            (["no-new-privileges"] if o.get("no_new_privileges") else []),
         },
         "GraphDriver": {"Name": "overlay", "Data": {
             "UpperDir": f"{ctr.dir(st)}/upper", "WorkDir": f"{ctr.dir(st)}/work",

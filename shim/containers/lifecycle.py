@@ -24,7 +24,7 @@ from ..monitor import conmon
 from ..runtime.driver import Runtime, exit_status_of_error
 from ..storage.root import Storage
 from ..storage.snapshots import unmount
-from . import records, spec
+from . import records, seccomp, spec
 from .records import Container
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -84,6 +84,7 @@ def create(st: Storage, image_id: str, image: str, options: dict[str, Any], runt
                "user": options.get("user") or config.get("User") or "",
                "stop_signal": options.get("stop_signal") or config.get("StopSignal") or
                "SIGTERM", "image_config": config}
+    options.update(spec.security_options(options.get("security_opt") or []))
     spec.user(options["user"])  # refused before anything is made
     records.insert(st, {"id": cid, "name": name, "image_id": image_id, "image": image,
                         "created": now(), "options": options, "runtime": runtime})
@@ -143,7 +144,10 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
     config = spec.generate(args=opts["args"], env_list=opts["env"], cwd=opts["workdir"],
                            user_spec=opts["user"], hostname=opts["hostname"], network=network,
                            rootfs=rootfs, etc_files=etc,
-                           cgroups_path=f"{opts.get('cgroup_parent') or '/ocish'}/{ctr.id}")
+                           cgroups_path=f"{opts.get('cgroup_parent') or '/ocish'}/{ctr.id}",
+                           seccomp_profile=None if opts["seccomp"] == "unconfined" else
+                           seccomp.load(opts["seccomp"]),
+                           no_new_privileges=opts["no_new_privileges"])
     _write(os.path.join(p.bundle, "config.json"), json.dumps(config, indent=1))
     rt = runtime_of(st, ctr)
     os.makedirs(rt.root, mode=0o700, exist_ok=True)

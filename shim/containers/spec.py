@@ -2,7 +2,8 @@
 security defaults Docker and podman give (Docker's default capabilities, masked and read-only
 paths, a private /dev, generated /etc/hostname, /etc/hosts and /etc/resolv.conf).
 
-Not yet: a seccomp profile, user names (only numeric ``--user``), resource limits.
+The seccomp profile comes from seccomp.py. Not yet: user names (only numeric ``--user``),
+resource limits, capabilities other than the default set.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def user(spec: str) -> dict[str, Any]:
 
 def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,
              hostname: str, network: str, rootfs: str, etc_files: dict[str, str],
-             cgroups_path: str) -> dict[str, Any]:
+             cgroups_path: str, seccomp_profile: dict[str, Any] | None = None,
+             no_new_privileges: bool = False) -> dict[str, Any]:
     """The runtime spec (config.json) of a container."""
     if network not in NETWORKS:
         raise OcishError(f"--network {network!r}: only 'none' and 'host' exist yet "
@@ -115,24 +117,29 @@ def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,
     for d in devices[1:]:
         if d["minor"] == -1:
             del d["minor"]  # every minor (/dev/pts/*)
+    linux: dict[str, Any] = {
+        "namespaces": namespaces,
+        "cgroupsPath": cgroups_path,
+        "resources": {"devices": devices},
+        "maskedPaths": MASKED_PATHS,
+        "readonlyPaths": READONLY_PATHS,
+    }
+    if seccomp_profile is not None:
+        from .seccomp import to_spec
+
+        linux["seccomp"] = to_spec(seccomp_profile, caps)
     return {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False, "user": user(user_spec), "args": args, "env": env_list,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": False,
+            "noNewPrivileges": no_new_privileges,
         },
         "root": {"path": rootfs, "readonly": False},
         "hostname": hostname,
         "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "cgroupsPath": cgroups_path,
-            "resources": {"devices": devices},
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
-        },
+        "linux": linux,
     }
 
 
@@ -157,3 +164,26 @@ def resolv_conf() -> str:
             return f.read()
     except OSError:
         return ""
+
+
+def security_options(opts: list[str]) -> dict[str, Any]:
+    """``--security-opt``: ``seccomp=unconfined|FILE`` (default: Debian's containers-common
+    profile, where installed) and ``no-new-privileges[=true|false]``."""
+    import os
+
+    from .seccomp import DEFAULT_PROFILE, load
+
+    out: dict[str, Any] = {"seccomp": DEFAULT_PROFILE if os.path.exists(DEFAULT_PROFILE)
+                           else "unconfined", "no_new_privileges": False}
+    for opt in opts:
+        key, sep, value = opt.replace(":", "=", 1).partition("=")
+        if key == "seccomp" and sep and value:
+            out["seccomp"] = value if value == "unconfined" else os.path.abspath(value)
+        elif key == "no-new-privileges" and value in ("", "true", "false"):
+            out["no_new_privileges"] = value != "false"
+        else:
+            raise OcishError(f"--security-opt {opt!r}: only seccomp=unconfined|FILE and "
+                             "no-new-privileges are supported", status=125)
+    if out["seccomp"] != "unconfined":
+        load(out["seccomp"])  # refused now rather than at start
+    return out

@@ -364,3 +364,18 @@ def test_parallel_runs(oc: Ocish) -> None:
     assert sorted(running) == sorted(r[1].strip() for r in results if r[0] == 0)
     oc("rm", "-f", *running)
     assert_nothing_left(oc.root)
+
+
+def test_seccomp_and_no_new_privileges(oc: Ocish) -> None:
+    show = ["IMAGE", "grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"]
+    fields = dict(line.split(":\t") for line in oc.run("--rm", *show).stdout.splitlines())
+    assert fields == {"Seccomp": "2", "NoNewPrivs": "0"}  # the default profile, filtering
+    fields = dict(line.split(":\t") for line in oc.run(
+        "--rm", "--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges",
+        *show).stdout.splitlines())
+    assert fields == {"Seccomp": "0", "NoNewPrivs": "1"}
+    for bad in ("seccomp=/no/such/profile.json", "apparmor=foo"):
+        res = oc.run("--security-opt", bad, "IMAGE", "true", check=False)
+        assert res.returncode == 125
+        one_line_error(res)
+    assert_nothing_left(oc.root)
