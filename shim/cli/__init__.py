@@ -13,7 +13,7 @@ import os
 import sys
 
 from ..errors import OcishError
-from . import archivecmds, imagecmds, misc, registrycmds, usagecmds
+from . import archivecmds, containercmds, imagecmds, misc, registrycmds, usagecmds
 
 TYPE_CHECKING = False  # not typing's: typing costs every command ms
 if TYPE_CHECKING:
@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"ocish: {message} (see '{self.prog} --help')\n")
-        sys.exit(2)
+        # Docker's run and create exit 125 for any error of their own, bad flags included
+        sys.exit(125 if self.prog.split()[-1] in ("run", "create") else 2)
 
 
 def _cache_argparse_gettext() -> None:
@@ -53,13 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     registrycmds.register(sub, imagecmds.register(sub))
     archivecmds.register(sub)
     usagecmds.register(sub)
+    containercmds.register(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ocish command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if extra:  # reported by the parser of the command they were given to (its exit status)
+        func = getattr(args, "func", None)
+        prog = "ocish run" if func in (containercmds.cmd_run, containercmds.cmd_create) \
+            else "ocish"
+        _Parser(prog=prog).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.version:
         args.command, args.func = "version", misc.cmd_version
     if not getattr(args, "func", None):
@@ -69,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except OcishError as exc:
         sys.stderr.write(f"ocish: {exc}\n")
+        return exc.status
     except KeyboardInterrupt:
         sys.stderr.write("ocish: interrupted\n")
         return 130

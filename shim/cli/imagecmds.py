@@ -131,22 +131,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     """Show an image's details as JSON."""
     if args.format not in (None, "json"):
         raise OcishError(f"--format {args.format!r}: only 'json' is supported")
-    import json
-
     from ..images import records
+    from .output import inspect_json
 
     st = _storage(args)
-    found: list[dict[str, Any]] = []
-    missing: list[str] = []
-    for ref in args.refs:
-        try:
-            found.append(records.inspect(st, records.resolve(st, ref)))
-        except OcishError:
-            missing.append(ref)
-    sys.stdout.write(json.dumps(found, indent=4) + "\n")
-    if missing:
-        raise OcishError("No such image: " + ", ".join(missing))
-    return 0
+    return inspect_json(sys.stdout, args.refs,
+                        [lambda ref: records.inspect(st, records.resolve(st, ref))],
+                        "No such image")
 
 
 def _add_pull(sub: Any, name: str) -> None:

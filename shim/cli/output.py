@@ -6,9 +6,11 @@ import datetime
 import re
 import time
 
+from ..errors import OcishError
+
 TYPE_CHECKING = False  # not typing's: `ocish images` imports this module, typing costs ms
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any, TextIO
 
 
@@ -74,3 +76,26 @@ def since(created: str) -> str:
     """'3 days ago' for an RFC 3339 time, 'N/A' if there is none."""
     ts = parse_time(created)
     return "N/A" if ts is None else human_duration(time.time() - ts) + " ago"
+
+
+def inspect_json(out: TextIO, names: Sequence[str],
+                 finders: Sequence[Callable[[str], dict[str, Any]]], missing: str) -> int:
+    """``inspect``: a JSON array of what the first finder that knows each name gives; the
+    names none knows make the error ``<missing>: a, b`` (after the array, as Docker's)."""
+    import json
+
+    found: list[dict[str, Any]] = []
+    unknown: list[str] = []
+    for name in names:
+        for find in finders:
+            try:
+                found.append(find(name))
+                break
+            except OcishError:
+                continue
+        else:
+            unknown.append(name)
+    out.write(json.dumps(found, indent=4) + "\n")
+    if unknown:
+        raise OcishError(f"{missing}: " + ", ".join(unknown))
+    return 0

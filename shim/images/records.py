@@ -144,6 +144,10 @@ def remove(st: Storage, text: str, force: bool = False) -> list[str]:
             elif len({n for n, _ in img.tags}) > 1 and not force:
                 raise OcishError(f"conflict: unable to delete {image_id[7:19]} (must be forced)"
                                  " - image is referenced in multiple repositories")
+            users = in_use(st, image_id)
+            if users:  # its snapshots are the lower dirs of their root filesystems
+                raise OcishError(f"conflict: unable to delete {image_id[7:19]} (cannot be "
+                                 f"forced) - image is being used by container {users[0][:12]}")
             for name, t in img.tags:
                 out.append(f"Untagged: {reference.familiar(name)}:{t}")
             for name, d in img.digests:
@@ -152,6 +156,13 @@ def remove(st: Storage, text: str, force: bool = False) -> list[str]:
             out.append(f"Deleted: {image_id}")
         gc(st)
     return out
+
+
+def in_use(st: Storage, image_id: str) -> list[str]:
+    """The IDs of the containers made from the image (the containers table is storage's:
+    the image service reads it without importing the container service)."""
+    return [r[0] for r in st.db.execute("SELECT id FROM containers WHERE image_id = ?",
+                                        (image_id,))]
 
 
 class Collected:

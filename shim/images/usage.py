@@ -77,7 +77,7 @@ def prune(st: Storage, every: bool) -> Pruned:
     with st.lock(exclusive=True):
         with transaction(st.db) as conn:
             for img in records.list_images(st):
-                if not (every or dangling(img)):
+                if not (every or dangling(img)) or records.in_use(st, img.id):
                     continue
                 out.lines += [f"untagged: {reference.familiar(n)}:{t}" for n, t in img.tags]
                 out.lines += [f"untagged: {reference.familiar(n)}@{d}" for n, d in img.digests]

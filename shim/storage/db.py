@@ -2,7 +2,10 @@
 
 Tables: images (id = config digest), manifests (each points at one image), manifest_layers
 (blob digest, diff ID and chain ID of each layer of a manifest), tags (name:tag -> manifest),
-repo_digests (name@digest -> manifest), snapshots (one per chain ID).
+repo_digests (name@digest -> manifest), snapshots (one per chain ID), containers (one row per
+container: its options and what ocish last learnt of its state) and container_exits (the exit
+status of containers removed on exit, kept a while for the ``run --rm`` that waits for it, as
+podman does).
 """
 
 from __future__ import annotations
@@ -58,6 +61,28 @@ CREATE TABLE IF NOT EXISTS snapshots (
     diff_id TEXT NOT NULL,
     size INTEGER NOT NULL,
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    image TEXT NOT NULL,
+    created TEXT NOT NULL,
+    options TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pid INTEGER NOT NULL DEFAULT 0,
+    monitor_pid INTEGER NOT NULL DEFAULT 0,
+    monitor_start TEXT NOT NULL DEFAULT '',
+    exit_code INTEGER NOT NULL DEFAULT 0,
+    started TEXT NOT NULL DEFAULT '',
+    finished TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS container_exits (
+    id TEXT PRIMARY KEY,
+    exit_code INTEGER NOT NULL,
+    recorded REAL NOT NULL
 );
 """
 

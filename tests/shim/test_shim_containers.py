@@ -1,0 +1,381 @@
+"""ocish containers, for real: images from the local registry, conmon as the monitor, and the
+same tests with ocirt (the --runtime of the test session: build/prefix/bin/ocirt, else the dev
+venv's) and with runc as the runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from shim_support import OCISH, REPO, Images, ocish, one_line_error
+
+pytest_plugins = ["shim_fixtures"]
+
+CGROUP_PARENT = f"/ocish-test-{os.getpid()}"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cgroup_parent() -> Iterator[None]:
+    """The containers' cgroups go under a parent of this session's; the runtimes remove each
+    container's own, the empty parents are removed here."""
+    yield
+    for ctl in CGROUP_ROOT.iterdir():
+        parent = ctl / CGROUP_PARENT.lstrip("/")
+        if parent.is_dir():
+            parent.rmdir()
+
+
+@pytest.fixture(params=["ocirt", "runc"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    if request.param == "runc":
+        return "/usr/sbin/runc"
+    path = Path(request.config.getoption("--runtime"))
+    return str(path if path.exists() else REPO / ".venv" / "bin" / "ocirt")
+
+
+class Ocish:
+    """ocish with a private root, a runtime and the test registry's options."""
+
+    def __init__(self, root: Path, runtime: str, images: Images) -> None:
+        self.root, self.runtime, self.image = root, runtime, images.ref()
+
+    def argv(self) -> list[str]:
+        """The command line of this ocish (for a Popen)."""
+        return [str(OCISH), "--root", str(self.root), "--runtime", self.runtime]
+
+    def __call__(self, *args: str, check: bool = True, **kw: object
+                 ) -> subprocess.CompletedProcess[str]:
+        return ocish(self.root, "--runtime", self.runtime, *args, check=check, **kw)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``ocish run`` of the test image (pulled if missing) with the options the tests
+        need, *args* being the run options, then ``--``-free: the image comes last."""
+        *opts, cmd = _split(args)
+        return self("run", "--tls-verify=false", "--cgroup-parent", CGROUP_PARENT, *opts,
+                    self.image, *cmd, check=check)
+
+    def inspect(self, name: str) -> dict[str, object]:
+        return json.loads(self("inspect", name).stdout)[0]  # type: ignore[no-any-return]
+
+
+def _split(args: tuple[str, ...]) -> tuple[str, ...] | list[object]:
+    """(options..., [command]): the command follows a literal "IMAGE" in *args*."""
+    i = args.index("IMAGE") if "IMAGE" in args else len(args)
+    return [*args[:i], list(args[i + 1:])]
+
+
+def assert_nothing_left(root: Path) -> None:
+    """No container row, dir, mount, monitor, runtime state or cgroup is left."""
+    assert ocish(root, "ps", "-a", "-q").stdout == ""
+    ctrs = root / "containers"
+    assert not ctrs.exists() or os.listdir(ctrs) == []
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(root) not in mounts
+    for rt in (root / "runtime").glob("*"):
+        assert os.listdir(rt) == [], f"runtime state left in {rt}"
+    # the monitor's exit command may still be finishing (it finds nothing left to do)
+    wait_for(lambda: not _processes_of(root), f"the end of {_processes_of(root)}", 30)
+    for ctl in CGROUP_ROOT.iterdir():
+        parent = ctl / CGROUP_PARENT.lstrip("/")
+        if parent.is_dir():
+            assert [p for p in parent.iterdir() if p.is_dir()] == [], f"cgroup left in {parent}"
+
+
+def _processes_of(root: Path) -> list[bytes]:
+    """The command lines of the processes that name *root* (monitors, exit commands)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and proc.name != str(os.getpid()):
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(root).encode() in cmdline:
+                found.append(cmdline)
+    return found
+
+
+@pytest.fixture
+def oc(ocish_root: Path, runtime: str, images: Images) -> Iterator[Ocish]:
+    o = Ocish(ocish_root, runtime, images)
+    yield o
+    # whatever a failed test left: removed, then checked
+    for cid in ocish(ocish_root, "ps", "-a", "-q", "--no-trunc", check=False).stdout.split():
+        ocish(ocish_root, "rm", "-f", cid, check=False)
+    assert_nothing_left(ocish_root)
+
+
+def wait_for(cond: object, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"no {what}"
+        time.sleep(0.05)
+
+
+def test_run_rm_echo(oc: Ocish) -> None:
+    res = oc.run("--rm", "IMAGE", "echo", "hi")
+    assert res.stdout == "hi\n"
+    assert_nothing_left(oc.root)
+
+
+def test_run_status_and_streams(oc: Ocish) -> None:
+    res = oc.run("--rm", "IMAGE", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert (res.returncode, res.stdout) == (3, "out\n")
+    assert "err\n" in res.stderr
+
+
+def test_run_options_and_defaults(oc: Ocish) -> None:
+    script = ("echo $FOO; pwd; hostname; cat /etc/hostname; grep CapEff /proc/self/status; "
+              "ls /sys/class/net; cat /proc/kcore | wc -c; (echo x > /proc/sys/kernel/domainname) 2>&1 || true; "
+              "ls /dev")
+    res = oc.run("--rm", "-e", "FOO=bar", "-w", "/tmp", "--hostname", "box", "IMAGE",
+                 "sh", "-c", script)
+    lines = res.stdout.splitlines()
+    assert lines[:4] == ["bar", "/tmp", "box", "box"]
+    assert lines[4].split() == ["CapEff:", "00000000a80425fb"]  # Docker's default set
+    assert lines[5] == "lo"  # --network none: only loopback
+    assert lines[6] == "0"  # masked
+    assert "Read-only file system" in lines[7]
+    assert "sda" not in res.stdout and "null" in lines[8:]
+
+
+def test_entrypoint(oc: Ocish) -> None:
+    res = oc.run("--rm", "--entrypoint", "echo", "IMAGE", "a", "b")
+    assert res.stdout == "a b\n"
+
+
+@pytest.mark.parametrize(("cmd", "status"), [("/no/such/cmd", 127), ("nosuchcmd", 127),
+                                             ("/etc/passwd", 126)])
+def test_run_cannot_invoke(oc: Ocish, cmd: str, status: int) -> None:
+    oc("pull", "--tls-verify=false", oc.image)  # (else the pull's progress is on stderr too)
+    res = oc.run("--rm", "IMAGE", cmd, check=False)
+    assert res.returncode == status
+    one_line_error(res)
+    assert_nothing_left(oc.root)
+
+
+def test_create_failures_leave_nothing(oc: Ocish) -> None:
+    oc.run("--rm", "IMAGE", "true")  # the image is here now
+    for args, status in ((["--user", "nobody"], 125), (["--name", "bad/name"], 125),
+                         (["-w", "relative"], 125)):
+        res = oc.run(*args, "IMAGE", "true", check=False)
+        assert res.returncode == status
+        one_line_error(res)
+        assert_nothing_left(oc.root)
+    res = oc("run", "--pull", "never", "no-such-image:1", "true", check=False)
+    assert res.returncode == 125 and "No such image" in one_line_error(res)
+    oc.run("-d", "--name", "taken", "IMAGE", "true")
+    res = oc.run("--name", "taken", "IMAGE", "true", check=False)
+    assert res.returncode == 125 and "already in use" in one_line_error(res)
+    oc("rm", "-f", "taken")
+
+
+def test_detached_lifecycle(oc: Ocish) -> None:
+    cid = oc.run("-d", "--name", "web", "IMAGE", "sh", "-c",
+                 "echo started; echo warn >&2; exec sleep 1000").stdout.strip()
+    assert len(cid) == 64
+    ps = oc("ps").stdout.splitlines()
+    assert ps[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
+                             "PORTS", "NAMES"]
+    assert ps[1].startswith(cid[:12]) and ps[1].endswith("web") and " Up " in ps[1]
+    assert oc("ps", "-q").stdout == cid[:12] + "\n"
+    assert oc("ps", "-q", "--no-trunc").stdout == cid + "\n"
+    wait_for(lambda: "started" in oc("logs", "web").stdout, "log")
+    logs = oc("logs", "web")
+    assert (logs.stdout, logs.stderr) == ("started\n", "warn\n")
+    state = oc.inspect("web")["State"]
+    assert state["Status"] == "running" and state["Pid"] > 0  # type: ignore[index]
+    oc("stop", "-t", "1", "web")
+    ps_a = oc("ps", "-a").stdout.splitlines()[1]
+    assert "Exited (143)" in ps_a or "Exited (137)" in ps_a  # sleep dies of SIGTERM
+    assert oc("ps", "-q").stdout == ""
+    assert oc("wait", "web").stdout in ("143\n", "137\n")
+    oc("start", "web")  # an exited container runs again
+    wait_for(lambda: oc("logs", "web").stdout == "started\nstarted\n", "second start's log")
+    res = oc("rm", "web", check=False)
+    assert "stop the container" in one_line_error(res)
+    oc("kill", "-s", "KILL", "web")
+    assert oc("wait", "web").stdout == "137\n"
+    oc("rm", "web")
+    assert_nothing_left(oc.root)
+
+
+def test_logs_follow_and_tail(oc: Ocish) -> None:
+    oc.run("-d", "--name", "talker", "IMAGE", "sh", "-c",
+           "for i in 1 2 3; do echo line $i; sleep 0.3; done")
+    follow = oc("logs", "-f", "talker")  # returns when the container has exited
+    assert follow.stdout == "line 1\nline 2\nline 3\n"
+    assert oc("logs", "--tail", "1", "talker").stdout == "line 3\n"
+    assert oc("wait", "talker").stdout == "0\n"
+    oc("rm", "talker")
+
+
+def _kill_and_check(oc: Ocish, pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: "Exited (137)" in oc("ps", "-a").stdout, "exited status")
+    assert oc("ps", "-q").stdout == ""
+    oc("rm", "-f", "victim")
+    assert_nothing_left(oc.root)
+
+
+def test_killed_monitor(oc: Ocish) -> None:
+    cid = oc.run("-d", "--name", "victim", "IMAGE", "sleep", "1000").stdout.strip()
+    monitor = int((oc.root / "containers" / cid / "conmon.pid").read_text())
+    assert b"conmon" in Path(f"/proc/{monitor}/cmdline").read_bytes()
+    _kill_and_check(oc, monitor)
+
+
+def test_killed_init(oc: Ocish) -> None:
+    oc.run("-d", "--name", "victim", "IMAGE", "sleep", "1000")
+    _kill_and_check(oc, int(oc.inspect("victim")["State"]["Pid"]))  # type: ignore[index]
+
+
+def test_create_start_and_inspect(oc: Ocish) -> None:
+    cid = oc("create", "--tls-verify=false", "--cgroup-parent", CGROUP_PARENT, "--name", "c1",
+             oc.image, "echo", "created").stdout.strip()
+    info = oc.inspect("c1")
+    assert info["Id"] == cid and info["Name"] == "/c1"
+    assert info["State"]["Status"] == "created"  # type: ignore[index]
+    assert info["Path"] == "echo" and info["Args"] == ["created"]
+    assert info["HostConfig"]["NetworkMode"] == "none"  # type: ignore[index]
+    oc("start", "c1")
+    assert oc("wait", "c1").stdout == "0\n"
+    assert oc("logs", "c1").stdout == "created\n"
+    oc("rm", "c1")
+
+
+def test_image_in_use_is_kept(oc: Ocish) -> None:
+    oc.run("-d", "--name", "user", "IMAGE", "true")
+    res = oc("rmi", oc.image, check=False)
+    assert "being used by container" in one_line_error(res)
+    oc("image", "prune", "-a", "-f")
+    assert oc.image.split("/", 1)[1].split(":")[0] in oc("images").stdout
+    oc("rm", "-f", "user")
+    oc("rmi", oc.image)
+
+
+def test_stop_timeouts(oc: Ocish) -> None:
+    # sh as init ignores SIGTERM: stop must SIGKILL it after the timeout (--stop-timeout,
+    # else -t)
+    oc.run("-d", "--name", "stubborn", "--stop-timeout", "1", "IMAGE", "sh", "-c",
+           "while true; do sleep 0.1; done")
+    oc("stop", "stubborn")
+    assert oc("wait", "stubborn").stdout == "137\n"
+    oc("rm", "stubborn")
+
+
+def test_detached_rm_removes_itself(oc: Ocish) -> None:
+    oc.run("-d", "--rm", "IMAGE", "true")
+    wait_for(lambda: oc("ps", "-a", "-q").stdout == "", "removal by the exit command")
+    assert_nothing_left(oc.root)
+
+
+def test_created_container_is_removed(oc: Ocish) -> None:
+    oc("create", "--tls-verify=false", "--cgroup-parent", CGROUP_PARENT, "--name", "never",
+       oc.image, "true")
+    line = oc("ps", "-a").stdout.splitlines()[1]
+    assert " Created " in line and line.endswith("never")
+    oc("rm", "never")
+    assert_nothing_left(oc.root)
+
+
+def test_foreground_run_forwards_signals(oc: Ocish) -> None:
+    oc("pull", "--tls-verify=false", oc.image)
+    proc = subprocess.Popen([*oc.argv(), "run", "--cgroup-parent", CGROUP_PARENT, "--rm",
+                             oc.image, "sh", "-c",
+                             "trap 'echo got TERM; exit 7' TERM; echo ready; "
+                             "while true; do sleep 0.1; done"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out) == (7, "got TERM\n")
+
+
+def _container_file(root: Path, name: str) -> bool:
+    ctrs = root / "containers"
+    return ctrs.is_dir() and any((d / name).exists() for d in ctrs.iterdir() if d.is_dir())
+
+
+@pytest.mark.parametrize("step", ["bundle/config.json", "conmon.pid", "running"])
+def test_ocish_killed_mid_run(oc: Ocish, step: str) -> None:
+    """ocish SIGKILLed after it wrote the bundle, after it started the monitor, after the
+    container started: ps -a still tells the truth and rm -f leaves nothing."""
+    oc("pull", "--tls-verify=false", oc.image)
+    proc = subprocess.Popen([*oc.argv(), "run", "--cgroup-parent", CGROUP_PARENT, "--name",
+                             "cut", oc.image, "sleep", "1000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if step == "running":
+            wait_for(lambda: " Up " in oc("ps").stdout, "running container")
+        else:
+            wait_for(lambda: _container_file(oc.root, step), step)
+    finally:
+        proc.kill()
+        proc.wait()
+    lines = oc("ps", "-a").stdout.splitlines()
+    assert len(lines) == 2 and lines[1].endswith("cut")
+    assert any(s in lines[1] for s in (" Up ", " Created ", " Exited (")), lines[1]
+    oc("rm", "-f", "cut")
+    assert_nothing_left(oc.root)
+
+
+def test_network_host(oc: Ocish) -> None:
+    res = oc.run("--rm", "--network", "host", "IMAGE", "ls", "/sys/class/net")
+    assert sorted(res.stdout.split()) == sorted(os.listdir("/sys/class/net"))
+    res = oc.run("--rm", "--network", "bridge", "IMAGE", "true", check=False)
+    assert res.returncode == 125 and "not implemented" in one_line_error(res)
+    assert_nothing_left(oc.root)
+    res = oc("run", "--no-such-flag", oc.image, check=False)
+    assert res.returncode == 125 and "unrecognized" in one_line_error(res)
+
+
+def test_parallel_runs(oc: Ocish) -> None:
+    """Parallel ``run -d``: with one name, exactly one wins and the others fail with 125 and
+    leave nothing; with different names, all run."""
+    oc("pull", "--tls-verify=false", oc.image)
+
+    def start(name: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([*oc.argv(), "run", "-d", "--cgroup-parent", CGROUP_PARENT,
+                                 "--name", name, oc.image, "sleep", "1000"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    same = [start("same") for _ in range(8)]
+    others = [start(f"other{i}") for i in range(8)]
+    results = [(p.wait(120), *p.communicate()) for p in same + others]
+    won = [r for r in results[:8] if r[0] == 0]
+    assert len(won) == 1, results
+    for code, _, err in results[:8]:
+        assert code in (0, 125) and (code == 0 or "already in use" in err), err
+    assert all(r[0] == 0 for r in results[8:]), results
+    running = oc("ps", "-q", "--no-trunc").stdout.split()
+    assert sorted(running) == sorted(r[1].strip() for r in results if r[0] == 0)
+    oc("rm", "-f", *running)
+    assert_nothing_left(oc.root)
+
+
+def test_seccomp_and_no_new_privileges(oc: Ocish) -> None:
+    show = ["IMAGE", "grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"]
+    fields = dict(line.split(":\t") for line in oc.run("--rm", *show).stdout.splitlines())
+    assert fields == {"Seccomp": "2", "NoNewPrivs": "0"}  # the default profile, filtering
+    fields = dict(line.split(":\t") for line in oc.run(
+        "--rm", "--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges",
+        *show).stdout.splitlines())
+    assert fields == {"Seccomp": "0", "NoNewPrivs": "1"}
+    for bad in ("seccomp=/no/such/profile.json", "apparmor=foo"):
+        res = oc.run("--security-opt", bad, "IMAGE", "true", check=False)
+        assert res.returncode == 125
+        one_line_error(res)
+    assert_nothing_left(oc.root)
