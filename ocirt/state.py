@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
+INIT_ERROR = "init.err"
 MOUNTS = "mounts"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
 
@@ -142,6 +143,11 @@ class ContainerDir:
     @property
     def fifo(self) -> str:
         return os.path.join(self.path, FIFO)
+
+    @property
+    def init_error(self) -> str:
+        """Where the init writes why it failed once create has returned (for start to say)."""
+        return os.path.join(self.path, INIT_ERROR)
 
     def exists(self) -> bool:
         return os.path.isdir(self.path)

@@ -83,7 +83,7 @@ def test_20_parallel_creates_of_one_id(bundles: Bundles, root: Path) -> None:
     assert os.path.exists(f"/proc/{state['pid']}")
     recorded = json.loads((root / "same" / "state.json").read_text())
     assert recorded["pid"] == state["pid"] and recorded["start_time"] > 0
-    assert sorted(os.listdir(root / "same")) == ["exec.fifo", "state.json"]
+    assert sorted(os.listdir(root / "same")) == ["exec.fifo", "init.err", "state.json"]
     assert run(root, "start", "same").returncode == 0
     assert json.loads(run(root, "state", "same").stdout)["status"] == "running"
     assert run(root, "delete", "--force", "same").returncode == 0

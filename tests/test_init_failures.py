@@ -14,16 +14,18 @@ import pytest
 from conftest import OCIRT, ocirt
 from support import busybox_bundle
 
-# syscall denied -> (start's error, the init's line on the container's stderr)
+STOPPED = "cannot start a container that has stopped: "
+# syscall denied -> (start's error, the init's line on the container's stderr); an init that
+# died before start came says why through init.err
 CASES = {
     # the wait for start: opening exec.fifo (blocks until start opens it)
-    "openat": ("cannot start a container that has stopped", "open exec fifo: operation not "
-               "permitted"),
+    "openat": (STOPPED + "open exec fifo: operation not permitted",
+               "open exec fifo: operation not permitted"),
     # the signal dispositions reset for the container's process
-    "rt_sigaction": ("cannot start a container that has stopped",
+    "rt_sigaction": (STOPPED + "wait for start: operation not permitted",
                      "wait for start: operation not permitted"),
     # create's "committed" message
-    "read": ("cannot start a container that has stopped",
+    "read": (STOPPED + "wait for the runtime: operation not permitted",
              "wait for the runtime: operation not permitted"),
     # the execve (through the sealed stub), after start was told the hooks passed
     "execveat": ("exec /bin/echo: operation not permitted",

@@ -58,9 +58,11 @@ def test_waiting_init_is_not_dumpable_and_holds_no_host_fd(root: Path, bundle: P
         assert not _can_open_exe_as(1000, pid)  # the container's user cannot reach our Python
         fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
         extra = {fd: target for fd, target in fds.items() if fd > 2}
-        # the fifo start opens, and the sealed exec stub the init's execve goes through
+        # the fifo start opens, init.err (why it failed, for start), and the sealed exec stub
+        # the init's execve goes through: all in the state dir or sealed, all close-on-exec
         assert sorted(extra.values()) == ["/memfd:ocirt-exec (deleted)",
-                                          str(root / "sec1" / "exec.fifo")], fds
+                                          str(root / "sec1" / "exec.fifo"),
+                                          str(root / "sec1" / "init.err")], fds
         stub = next(fd for fd, target in extra.items() if target.startswith("/memfd:"))
         stub_fd = os.open(f"/proc/{pid}/fd/{stub}", os.O_RDWR)
         try:

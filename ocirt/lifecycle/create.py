@@ -195,6 +195,7 @@ def create(store: Store, container_id: str, opts: Options,
     hook_json = {kind: hooks.to_json(entries) for kind, entries in spec.hooks.items()}
     try:
         fifo_fd = _make_fifo(cdir, spec)
+        error_fd = _open_init_error(cdir)
         cgroups_path = spec.linux.cgroups_path
         if opts.systemd_cgroup:
             from ..cgroups import systemd
@@ -230,7 +231,8 @@ def create(store: Store, container_id: str, opts: Options,
             lsms = active_lsms()
         request = InitRequest(
             spec=spec, rootfs=rootfs, bundle=opts.bundle, cgroup_paths=manager.paths,
-            hooks=hook_json, fifo_fd=fifo_fd, console_fd=console_fd, keep_fds=keep_fds,
+            hooks=hook_json, fifo_fd=fifo_fd, error_fd=error_fd, console_fd=console_fd,
+            keep_fds=keep_fds,
             extra_env=extra_env, no_pivot=opts.no_pivot, new_keyring=not opts.no_new_keyring,
             lsms=lsms, seccomp=_seccomp(spec), container_id=container_id,
             systemd_cgroup=opts.systemd_cgroup, shared_mountns=shares_mount_ns(spec))
@@ -256,6 +258,7 @@ def create(store: Store, container_id: str, opts: Options,
         init_pid, ch = spawn(request, runtime_hooks, cdir.record_mount)
         trace(f"init {init_pid} is ready and waits for start")
         os.close(fifo_fd)
+        os.close(error_fd)
         if request.seccomp is not None and request.seccomp.listener_fd >= 0:
             os.close(request.seccomp.listener_fd)
         if console_fd >= 0:
@@ -287,6 +290,16 @@ def create(store: Store, container_id: str, opts: Options,
         raise
     finally:
         cdir.unlock()
+
+
+def _open_init_error(cdir: ContainerDir) -> int:
+    """init.err, empty, open for the init to append why it failed after create returned (it
+    cannot reach the state dir by path once in the container; the fd is close-on-exec)."""
+    try:
+        return os.open(cdir.init_error, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL
+                       | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise SysError(f"create {cdir.init_error}", exc.errno or 0) from None
 
 
 def _make_fifo(cdir: ContainerDir, spec: spec_mod.Spec) -> int:

@@ -7,7 +7,7 @@ import os
 import select
 
 from .. import hooks
-from ..errors import OcirtError, SysError
+from ..errors import OcirtError, StatusError, SysError
 from ..state import State, Store
 from . import status as st
 
@@ -22,8 +22,12 @@ def start(store: Store, container_id: str, warn: Callable[[str], None] | None = 
     cdir.lock()
     try:
         state = cdir.load()
-        st.require("start", st.status(cdir, state), container_id)
-        _release(cdir.fifo, state.pid)
+        current = st.status(cdir, state)
+        if current == st.STOPPED:  # the init died waiting: say why, if it could
+            raise StatusError("cannot start a container that has stopped"
+                              + _why(cdir.init_error))
+        st.require("start", current, container_id)
+        _release(cdir.fifo, state.pid, cdir.init_error)
         if trace:
             trace(f"start {container_id}: init {state.pid} released and exec'd")
         try:
@@ -41,6 +45,16 @@ def start(store: Store, container_id: str, warn: Callable[[str], None] | None = 
     return state
 
 
+def _why(init_error: str) -> str:
+    """": <what the init said failed>", if it left word in init.err."""
+    try:
+        with open(init_error, "rb") as f:
+            said = f.read(4096).decode(errors="replace").strip()
+    except OSError:
+        return ""
+    return f": {said}" if said else ""
+
+
 def _read_rest(fd: int) -> str:
     os.set_blocking(fd, True)
     chunks = []
@@ -49,7 +63,7 @@ def _read_rest(fd: int) -> str:
     return b"".join(chunks).decode(errors="replace").strip()
 
 
-def _release(fifo: str, pid: int) -> None:
+def _release(fifo: str, pid: int, init_error: str) -> None:
     """Open the fifo for reading (unblocking the init's open) and wait for its answer: "0"
     when its startContainer hooks passed, then end of file when it execs (the fifo is
     close-on-exec); "1" and a message when anything failed (see process/init.py); end of file
@@ -82,7 +96,8 @@ def _release(fifo: str, pid: int) -> None:
                 if first == b"1":  # the init failed: its message follows
                     raise OcirtError(_read_rest(fd) or "container init failed to start")
             if pidfd in events or events.get(fd, 0) & select.POLLHUP:
-                raise OcirtError("cannot start a container that has stopped")
+                raise OcirtError("cannot start a container that has stopped"
+                                 + _why(init_error))
     finally:
         os.close(fd)
         os.close(pidfd)

@@ -133,7 +133,7 @@ def _init(req: InitRequest, ch: channel.Channel, tasks_fds: list[int],
     except channel.ChannelClosed:
         os._exit(1)  # create failed after all, and undoes us: it has its own error to tell
     except BaseException as exc:  # noqa: B036 - create may have returned: tell the container
-        _report(f"wait for the runtime: {_describe(exc)}", -1)
+        _report(f"wait for the runtime: {_describe(exc)}", -1, req.error_fd)
         os._exit(1)
     ch.close()
     _start(req, path, env, state.replace(b'"status": "creating"', b'"status": "created"'))
@@ -143,9 +143,9 @@ def _start(req: InitRequest, path: str, env: dict[str, str], state: bytes) -> No
     """11. Wait for start, run the startContainer hooks inside the container, exec.
 
     create has returned, so a failure from here on has no channel to travel: it is written
-    on the container's stderr and, once ``start`` has opened exec.fifo, sent to it there ("1"
-    and the message; "0" means the hooks passed), where ``start`` reads until the fifo closes
-    on execve."""
+    on the container's stderr, in init.err (for a ``start`` that finds us dead) and, once
+    ``start`` has opened exec.fifo, sent to it there ("1" and the message; "0" means the hooks
+    passed), where ``start`` reads until the fifo closes on execve."""
     proc = req.spec.process
     assert proc is not None
     fifo = -1
@@ -158,11 +158,11 @@ def _start(req: InitRequest, path: str, env: dict[str, str], state: bytes) -> No
         os.write(fifo, b"0")
         step = "exec"
         setup.exec_process(path, proc.args, env, req.stub_fd,
-                           report=lambda message: _report(message, fifo))
+                           report=lambda message: _report(message, fifo, req.error_fd))
     except OcirtError as exc:
-        _report(exc.message, fifo)
+        _report(exc.message, fifo, req.error_fd)
     except BaseException as exc:  # noqa: B036 - no traceback, and the process must end here
-        _report(f"{step}: {_describe(exc)}", fifo)
+        _report(f"{step}: {_describe(exc)}", fifo, req.error_fd)
     os._exit(1)
 
 
@@ -174,8 +174,9 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _report(message: str, fifo: int) -> None:
-    for fd, data in ((2, f"ocirt: {message}\n".encode()), (fifo, b"1" + message.encode())):
+def _report(message: str, fifo: int, error_fd: int) -> None:
+    for fd, data in ((2, f"ocirt: {message}\n".encode()), (fifo, b"1" + message.encode()),
+                     (error_fd, message.encode())):
         if fd >= 0:
             try:
                 os.write(fd, data)

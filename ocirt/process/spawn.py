@@ -51,7 +51,8 @@ class InitRequest:
     """Everything the intermediate and the init need, decided by ``create`` before forking."""
 
     def __init__(self, *, spec: Spec, rootfs: str, bundle: str, cgroup_paths: dict[str, str],
-                 hooks: dict[str, list[dict[str, Any]]], fifo_fd: int, console_fd: int,
+                 hooks: dict[str, list[dict[str, Any]]], fifo_fd: int, error_fd: int,
+                 console_fd: int,
                  keep_fds: int, extra_env: list[str], no_pivot: bool, new_keyring: bool,
                  lsms: frozenset[str], seccomp: Filter | None = None,
                  container_id: str = "", systemd_cgroup: bool = False,
@@ -62,6 +63,7 @@ class InitRequest:
         self.cgroup_paths = cgroup_paths
         self.hooks = hooks
         self.fifo_fd = fifo_fd
+        self.error_fd = error_fd  # init.err: why the init failed after create returned
         self.console_fd = console_fd
         self.keep_fds = keep_fds
         self.extra_env = extra_env
@@ -210,7 +212,8 @@ def _intermediate(req: InitRequest, ch: channel.Channel, ns_fds: dict[str, int],
     preload(req)
     listener = req.seccomp.listener_fd if req.seccomp is not None else -1
     tasks_fds = Manager(req.cgroup_paths).open_v1_tasks()  # as host root, in the host's mounts
-    close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.console_fd, listener,
+    close_fds_except(req.keep_fds, {ch.rfd, ch.wfd, req.fifo_fd, req.error_fd,
+                                     req.console_fd, listener,
                                      req.stub_fd, cgroup2_fd, *ns_fds.values(), *tasks_fds})
     linux = req.spec.linux
     if req.userns:
