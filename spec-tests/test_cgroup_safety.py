@@ -188,6 +188,32 @@ def test_exec_cgroup_cannot_reach_a_sibling_named_like_the_container(ctr: Contai
         sibling.rmdir()
 
 
+def test_kill_all_reaches_processes_in_the_containers_sub_cgroups(ctr: Containers) -> None:
+    """Without a pid namespace of its own, the container's processes are told apart by its
+    cgroups, sub-cgroups included: one exec'd into a sub-cgroup (`exec --cgroup sub`) gets the
+    signal of `kill --all` (TERM: no cgroup.kill shortcut), and `delete --force` removes the
+    whole subtree."""
+    b = ctr.bundle(["sleep", "100"])
+    b.drop_namespace("pid")
+    ctr.create(b)
+    ctr.start(b.id)
+    for d in ctr.cgroup_dirs(b.id):
+        (d / "sub").mkdir()
+        for name in ("cpuset.cpus", "cpuset.mems"):  # a v1 cpuset cgroup starts empty
+            if (d / name).exists():
+                (d / "sub" / name).write_text((d / name).read_text())
+    pid_file = b.path / "exec.pid"
+    res = ctr.rt("exec", "-d", "--pid-file", str(pid_file), "--cgroup", "sub", b.id,
+                 "sleep", "100", timeout=30)
+    assert res.ok, res.describe()
+    pid = int(pid_file.read_text())
+    assert "/sub" in Path(f"/proc/{pid}/cgroup").read_text()
+    assert ctr.kill(b.id, "TERM", all=True).ok
+    assert wait_pid_gone(pid, 10), "the process in the sub-cgroup did not get kill --all's TERM"
+    assert ctr.delete(b.id, force=True, check=False).ok
+    assert ctr.cgroup_dirs(b.id) == []
+
+
 # --------------------------------------------------------------------------------------------
 # A cgroupsPath naming the root of a hierarchy (in a cgroup sandbox)
 # --------------------------------------------------------------------------------------------

@@ -180,13 +180,17 @@ class Manager:
             _write(os.path.join(path, "cgroup.procs"), str(pid))
 
     def pids(self) -> list[int]:
-        """Every process in the container's cgroups (deduplicated, sorted)."""
+        """Every process in the container's cgroups and the sub-cgroups made in them (with
+        ``exec --cgroup``, or by the container in its cgroup namespace): the subtree is the
+        container's, as runc counts it. Deduplicated, sorted."""
         found: set[int] = set()
         for path in self.paths.values():
-            try:
-                found.update(int(p) for p in _read(os.path.join(path, "cgroup.procs")).split())
-            except OSError:
-                continue
+            for directory, _, _ in os.walk(path):
+                try:
+                    found.update(int(p) for p in
+                                 _read(os.path.join(directory, "cgroup.procs")).split())
+                except OSError:
+                    continue
         return sorted(found)
 
     def frozen(self) -> bool:
