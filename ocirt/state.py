@@ -100,8 +100,7 @@ class State:
 
     __slots__ = ("id", "pid", "start_time", "bundle", "rootfs", "created", "oci_version",
                  "annotations", "cgroup_paths", "cgroups_created", "cgroups_path",
-                 "systemd_cgroup", "rootless", "own_pidns", "hooks", "owner", "seccomp",
-                 "process")
+                 "systemd_cgroup", "own_pidns", "hooks", "owner", "seccomp", "process")
 
     def __init__(self, **fields: Any) -> None:
         self.id: str = fields["id"]
@@ -118,7 +117,6 @@ class State:
         self.cgroups_created: list[str] = fields.get("cgroups_created") or []
         self.cgroups_path: str = fields.get("cgroups_path", "")
         self.systemd_cgroup: bool = fields.get("systemd_cgroup", False)
-        self.rootless: bool = fields.get("rootless", False)
         self.own_pidns: bool = fields.get("own_pidns", True)
         self.hooks: dict[str, list[dict[str, Any]]] = fields.get("hooks") or {}
         self.owner: int = fields.get("owner", 0)

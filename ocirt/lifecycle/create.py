@@ -40,8 +40,8 @@ class Options:
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False, rootless: bool = False,
-                 console_fd: int = -1, trace: Callable[[str], None] | None = None) -> None:
+                 systemd_cgroup: bool = False, console_fd: int = -1,
+                 trace: Callable[[str], None] | None = None) -> None:
         self.bundle = os.path.abspath(bundle)
         self.pid_file = os.path.abspath(pid_file) if pid_file else ""
         self.console_socket = console_socket
@@ -49,7 +49,6 @@ class Options:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
-        self.rootless = rootless
         #: an already connected console socket (``run`` in the foreground makes its own)
         self.console_fd = console_fd
         #: told each step, with --debug
@@ -273,7 +272,7 @@ def create(store: Store, container_id: str, opts: Options,
                 rootfs=rootfs, created=_created_now(), oci_version=spec.oci_version,
                 annotations=spec.annotations, cgroup_paths=manager.paths,
                 cgroups_created=manager.created, cgroups_path=spec.linux.cgroups_path,
-                systemd_cgroup=opts.systemd_cgroup, rootless=opts.rootless,
+                systemd_cgroup=opts.systemd_cgroup,
                 own_pidns=pidns is not None and not pidns.path,
                 hooks={k: v for k, v in hook_json.items() if k in ("poststart", "poststop")},
                 owner=os.geteuid(), seccomp=spec.linux.seccomp, process=doc.get("process"))
