@@ -30,7 +30,7 @@ def _storage(args: argparse.Namespace) -> Storage:
 
 
 @contextmanager
-def _output(path: str | None) -> Iterator[IO[bytes]]:
+def output(path: str | None) -> Iterator[IO[bytes]]:
     """stdout (never a terminal), or *path*, written whole or not at all."""
     if not path or path == "-":
         if sys.stdout.isatty():
@@ -85,7 +85,7 @@ def cmd_save(args: argparse.Namespace) -> int:
     from ..images.save import save
 
     st = _storage(args)
-    with _output(args.output) as out:
+    with output(args.output) as out:
         save(st, args.images, out, args.format)
     return 0
 
@@ -106,22 +106,29 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def repository_tags(text: str | None) -> list[tuple[str, str]]:
+    """The (name, tag) a REPOSITORY[:TAG] argument names (none if not given)."""
+    from ..images import reference
+
+    if not text:
+        return []
+    ref = reference.parse(text)
+    if ref.digest or not ref.tag:
+        raise OcishError(f"{text}: want REPOSITORY[:TAG]")
+    return [(ref.name, ref.tag)]
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """Import a rootfs tarball as a one-layer image."""
     import re
 
-    from ..images import platforms, reference
+    from ..images import platforms
     from ..images.importer import import_rootfs
 
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", args.file):
         raise OcishError(f"{args.file}: importing from a URL is not supported (give a file "
                          "or -)")
-    tags: list[tuple[str, str]] = []
-    if args.repository:
-        ref = reference.parse(args.repository)
-        if ref.digest or not ref.tag:
-            raise OcishError(f"{args.repository}: want REPOSITORY[:TAG]")
-        tags.append((ref.name, ref.tag))
+    tags = repository_tags(args.repository)
     plat = platforms.parse(args.platform) if args.platform else platforms.host()
     st = _storage(args)
     if args.file == "-":
@@ -141,7 +148,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     st = _storage(args)
     image_id = records.resolve(st, args.image)
-    with _output(args.output) as out:
+    with output(args.output) as out:
         export(st, image_id, out)
     return 0
 

@@ -41,6 +41,33 @@ class _HashingWriter:
         self.out.flush()
 
 
+class LayerWriter:
+    """Takes a layer's uncompressed tar stream: gzips it into *tmp*, hashing both, for
+    `store` to put the blob in the content store (import's layer, commit's)."""
+
+    def __init__(self, tmp: Any) -> None:
+        self.tmp = tmp
+        self.diff = hashlib.sha256()
+        self.packed = _HashingWriter(tmp)
+        self.gz = gzip.GzipFile(fileobj=self.packed, mode="wb", mtime=0)
+
+    def write(self, data: bytes) -> int:
+        self.diff.update(data)
+        self.gz.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def store(self, st: Storage) -> tuple[str, int, str]:
+        """Ingest the compressed layer: (blob digest, blob size, diff ID)."""
+        self.gz.close()
+        blob = "sha256:" + self.packed.hash.hexdigest()
+        self.tmp.seek(0)
+        st.content.ingest(blob, self.packed.size, self.tmp)
+        return blob, self.packed.size, "sha256:" + self.diff.hexdigest()
+
+
 def now_rfc3339() -> str:
     """The current time as Docker writes ``created``."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace(
@@ -52,16 +79,10 @@ def import_rootfs(st: Storage, src: Readable, source: str, tags: list[tuple[str,
     """Make and record the image; returns its ID."""
     with st.lock(exclusive=False), tempfile.TemporaryFile(dir=st.root) as tmp:
         plain = decompressor(src)
-        diff = hashlib.sha256()
-        packed = _HashingWriter(tmp)
-        with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0) as gz:
-            while chunk := plain.read(1 << 16):
-                diff.update(chunk)
-                gz.write(chunk)
-        blob = "sha256:" + packed.hash.hexdigest()
-        tmp.seek(0)
-        st.content.ingest(blob, packed.size, tmp)
-        diff_id = "sha256:" + diff.hexdigest()
+        layer = LayerWriter(tmp)
+        while chunk := plain.read(1 << 16):
+            layer.write(chunk)
+        blob, size, diff_id = layer.store(st)
         created = now_rfc3339()
         config = {
             "architecture": platform.architecture,
@@ -72,6 +93,6 @@ def import_rootfs(st: Storage, src: Readable, source: str, tags: list[tuple[str,
             "history": [{"created": created, "comment": message or f"Imported from {source}"}],
         }
         p = new_image(st, json.dumps(config, separators=(",", ":")).encode(),
-                      [(blob, packed.size, GZIP_LAYER)])
+                      [(blob, size, GZIP_LAYER)])
         install(st, p, tags, [])
     return p.config_digest

@@ -151,7 +151,7 @@ def decompressor(src: Readable) -> Readable:
     return raw
 
 
-class _TarStream:
+class TarStream:
     """The decompressed tar stream for tarfile's header parser (``read``, ``tell``) and for
     copying member data straight out of large buffers; sha256 of every byte is the diff ID.
 
@@ -351,7 +351,7 @@ class _Extractor:
         if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
             self.parents.clear()
 
-    def member(self, stream: _TarStream, m: tarfile.TarInfo) -> None:
+    def member(self, stream: TarStream, m: tarfile.TarInfo) -> None:
         parent, base = self.locate(m.name)
         if base == OPAQUE:
             self._xattr(parent, "trusted.overlay.opaque", b"y", trusted_ok=True)
@@ -416,7 +416,7 @@ class _Extractor:
         else:
             return
         self._owner_mode(dest, m)
-        os.utime(dest, ns=(_mtime_ns(m),) * 2, follow_symlinks=False)
+        os.utime(dest, ns=(member_mtime_ns(m),) * 2, follow_symlinks=False)
 
     def _owner_mode(self, dest: str, m: tarfile.TarInfo) -> None:
         if self.is_root:
@@ -439,12 +439,12 @@ class _Extractor:
     def finish(self) -> None:
         for path, m in sorted(self.dirs, key=lambda d: -d[0].count("/")):
             try:
-                os.utime(path, ns=(_mtime_ns(m),) * 2, follow_symlinks=False)
+                os.utime(path, ns=(member_mtime_ns(m),) * 2, follow_symlinks=False)
             except FileNotFoundError:
                 pass
 
 
-def _mtime_ns(m: tarfile.TarInfo) -> int:
+def member_mtime_ns(m: tarfile.TarInfo) -> int:
     """The member's mtime in ns: exact from a pax ``mtime`` record (a float loses digits)."""
     text = m.pax_headers.get("mtime")
     if text:
@@ -460,7 +460,7 @@ def _mtime_ns(m: tarfile.TarInfo) -> int:
 
 def unpack(src: Readable, dest: str) -> Unpacked:
     """Unpack the (possibly compressed) layer *src* into the existing, empty dir *dest*."""
-    stream = _TarStream(decompressor(src))
+    stream = TarStream(decompressor(src))
     ex = _Extractor(os.path.realpath(dest))
     try:
         for m in stream.members():
