@@ -83,6 +83,32 @@ def _same_dir(a: os.stat_result, b: os.stat_result) -> bool:
         (ns_a == ns_b or ns_a == 0 or ns_b == 0)
 
 
+def _only_mount_points(fd: int, name: str, lst: os.stat_result, below: os.stat_result,
+                       lowers: list[int]) -> bool:
+    """Whether a directory changed only by the mount points the runtime made in it (Docker
+    has them in its init layer: the directory is the same as the image's there)."""
+    if not stat.S_ISDIR(lst.st_mode) or (lst.st_mode, lst.st_uid, lst.st_gid) != \
+            (below.st_mode, below.st_uid, below.st_gid):
+        return False
+    made = False
+    dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    try:
+        for child in os.listdir(dfd):
+            path = posixpath.join(name, child)
+            if _excluded(path, lst):
+                made = True
+                continue
+            try:
+                cst = os.stat(child, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if _whiteout(cst) or _below(lowers, path) is None:
+                return False
+    finally:
+        os.close(dfd)
+    return made
+
+
 def changes(st: Storage, ctr: Container) -> list[tuple[str, str]]:
     """``(kind, path)`` for each change, as Docker lists them (walk order)."""
     upper, lowers = _upper(st, ctr), _lowers(st, ctr)
@@ -96,7 +122,7 @@ def changes(st: Storage, ctr: Container) -> list[tuple[str, str]]:
                 kind = "D"
             elif below is None:
                 kind = "A"
-            elif _same_dir(lst, below):
+            elif _same_dir(lst, below) or _only_mount_points(fd, info.name, lst, below, lowers):
                 continue
             else:
                 kind = "C"
