@@ -8,6 +8,7 @@ import sys
 
 from ..errors import OcishError
 from . import groups
+from .regopts import parse_bool
 
 TYPE_CHECKING = False  # not typing's: every command imports this module, typing costs ms
 if TYPE_CHECKING:
@@ -90,14 +91,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value: {text!r}")
-
-
 def _register(sub: Any) -> None:
     p = sub.add_parser("cp", help="copy files between a container and the host",
                        description="Copy files between a container and the host: "
@@ -122,7 +115,7 @@ def _register(sub: Any) -> None:
     p.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
                    help="apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, "
                         "ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR); repeatable")
-    p.add_argument("-p", "--pause", type=_bool, nargs="?", const=True, default=True,
+    p.add_argument("-p", "--pause", type=parse_bool, nargs="?", const=True, default=True,
                    metavar="BOOL", help="pause the container meanwhile (default true)")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")

@@ -29,22 +29,11 @@ CHUNK = 1 << 20
 
 
 def _xattrs(fd: int) -> dict[str, str]:
-    """The PAX records of an inode's xattrs, overlayfs' own (trusted.*) left out."""
-    out: dict[str, str] = {}
-    link = f"/proc/self/fd/{fd}"
-    try:
-        names = os.listxattr(link)
-    except OSError:
-        return out
-    for name in names:
-        if name.startswith("trusted."):
-            continue
-        try:
-            out["SCHILY.xattr." + name] = os.getxattr(link, name).decode(
-                "utf-8", "surrogateescape")
-        except OSError:
-            continue
-    return out
+    """The PAX records of the xattrs of the inode *fd* (a regular file's or a directory's:
+    our own /proc/self/fd link leads to that inode, nothing else)."""
+    from ..images.export import pax_xattrs
+
+    return pax_xattrs(f"/proc/self/fd/{fd}", follow=True)
 
 
 def header(st: os.stat_result, name: str, fd: int) -> tarfile.TarInfo | None:

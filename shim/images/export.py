@@ -33,17 +33,18 @@ def _opaque(path: str) -> bool:
         return False
 
 
-def _xattrs(path: str) -> dict[str, str]:
+def pax_xattrs(path: str, follow: bool = False) -> dict[str, str]:
+    """The PAX records of *path*'s xattrs, overlayfs' own (trusted.*) left out."""
     out: dict[str, str] = {}
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = os.listxattr(path, follow_symlinks=follow)
     except OSError:
         return out
     for name in names:
         if name.startswith("trusted."):
             continue
         try:
-            value = os.getxattr(path, name, follow_symlinks=False)
+            value = os.getxattr(path, name, follow_symlinks=follow)
         except OSError:
             continue
         out["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
@@ -55,7 +56,7 @@ def _add(tf: tarfile.TarFile, path: str, arcname: str) -> None:
     if info is None:  # a socket: tar has no such entry
         return
     info.uname = info.gname = ""
-    info.pax_headers = _xattrs(path)
+    info.pax_headers = pax_xattrs(path)
     sec, ns = divmod(os.lstat(path).st_mtime_ns, 1_000_000_000)
     info.mtime = sec  # whole seconds: no pax record unless there is a fraction to keep
     if ns:
