@@ -79,6 +79,17 @@ class _Side:
             raise OcishError(f"Could not find the file {path} in container {self.name}"
                              ) from None
 
+    def where(self, fd: int, path: str) -> str:
+        """The path of the inode *fd* opened from *path* (its symlinks resolved): inside the
+        root for a container (a path to resolve there again, never used outside it)."""
+        if self.root_fd is None:
+            return os.path.realpath(path)
+        root = os.readlink(f"/proc/self/fd/{self.root_fd}")
+        got = os.readlink(f"/proc/self/fd/{fd}")
+        if got != root and not got.startswith(root.rstrip("/") + "/"):
+            raise OcishError(f"Could not find the file {path} in container {self.name}")
+        return "/" + got[len(root):].lstrip("/")
+
     def writer(self, into: str, owner: tuple[int, int] | None) -> fstree.Writer:
         """A writer of members into the existing directory *into*."""
         if self.root_fd is None:  # the destination dir is the root: nothing goes above it
@@ -120,14 +131,17 @@ def copy(src: _Side, src_path: str, dst: _Side, dst_path: str, follow: bool,
                 ("/" if dst_path.startswith("/") else "."), _base(dst_path)
             os.close(dst.open(into, True))  # its error if the parent is missing
         else:
-            dst_dir = _is_dir(dfd)
-            os.close(dfd)
+            try:
+                dst_dir = _is_dir(dfd)
+                resolved = dst.where(dfd, dst_path)  # a symlink is written through, as Docker
+            finally:
+                os.close(dfd)
             if dst_dir:
-                into, top = dst_path, "." if contents else _base(src_path)
+                into, top = resolved, "." if contents else _base(src_path)
             elif src_dir:
                 raise OcishError(f"cannot copy a directory to a file: {dst_path}")
             else:
-                into, top = os.path.dirname(dst_path) or "/", _base(dst_path)
+                into, top = os.path.dirname(resolved) or "/", _base(resolved)
         w = dst.writer(into, owner)
         try:
             for info, _st, fd in fstree.walk(sfd, top):

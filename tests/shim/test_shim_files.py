@@ -104,8 +104,9 @@ def test_cp_archive_and_errors(oc: Ocish, tmp_path: Path) -> None:
         ([str(f), str(tmp_path / "x")], "ocish: must specify at least one container source"),
         (["nosuch:/etc", str(tmp_path)], "ocish: No such container: nosuch"),
         (["c:/etc", str(f)], "ocish: cannot copy a directory to a file"),
+        (["-", "c:/etc/passwd"], 'ocish: destination "c:/etc/passwd" must be a directory'),
     ]:
-        res = oc("cp", *args, check=False)
+        res = oc("cp", *args, check=False, input="")
         assert res.returncode == 1
         assert one_line_error(res).startswith(message), res.stderr
     oc("rm", "-f", "c")
@@ -133,6 +134,7 @@ def test_cp_escapes_stay_inside(oc: Ocish, tmp_path: Path) -> None:
     etc_name = f"ocish-test-{uuid.uuid4().hex}"
     script = (f"ln -s {host} /abs; ln -s ../../../../../../../..{host} /rel; "
               "ln -s /etc /etclink; mkdir -p /d; ln -s ../../../../.. /d/up; "
+              f"ln -s {host}/secret /hs; echo old > /etc/target; ln -s /etc/target /etc/tlink; "
               "touch /ready; sleep 1000")
     oc.run("-d", "--name", "c", "IMAGE", "sh", "-c", script)
     _ready(oc, "c", tmp_path)
@@ -156,9 +158,15 @@ def test_cp_escapes_stay_inside(oc: Ocish, tmp_path: Path) -> None:
     src = tmp_path / "evil"
     src.write_text("evil\n")
     for dst in ("c:/abs/evil", "c:/rel/evil", f"c:/../../../..{host}/evil", "c:/abs/",
-                f"c:/d/up{host}/evil"):
+                f"c:/d/up{host}/evil", "c:/hs"):
         oc("cp", str(src), dst, check=False)
     oc("cp", str(src), f"c:/etclink/{etc_name}")
+    # a symlink DEST is written through, inside the container
+    oc("cp", str(src), "c:/etc/tlink")
+    oc("cp", "c:/etc/target", str(out / "target"))
+    assert (out / "target").read_text() == "evil\n"
+    oc("cp", "c:/etc/tlink", str(out / "tlink"))
+    assert os.readlink(out / "tlink") == "/etc/target"
     assert not Path(f"/etc/{etc_name}").exists()
     oc("cp", f"c:/etc/{etc_name}", str(out / "etc-file"))
     for members in ([(f"../../../../..{host}/evil1", "")],
