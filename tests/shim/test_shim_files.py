@@ -97,6 +97,21 @@ def test_cp_archive_and_errors(oc: Ocish, tmp_path: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
         m = tf.getmember("owned")
         assert (m.uid, m.gid) == (7, 8)
+    # hard links stay links, symlinks stay symlinks unless -L
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a").write_text("a\n")
+    os.link(tree / "a", tree / "b")
+    (tree / "s").symlink_to("a")
+    oc("cp", str(tree), "c:/tree")
+    oc("cp", "-L", str(tree / "s"), "c:/followed")
+    with tarfile.open(fileobj=io.BytesIO(_raw(oc, "cp", "c:/tree", "-"))) as tf:
+        kinds = {m.name: (m.type, m.linkname) for m in tf.getmembers()}
+    assert kinds["tree/a"] == (tarfile.REGTYPE, "")
+    assert kinds["tree/b"] == (tarfile.LNKTYPE, "tree/a")
+    assert kinds["tree/s"] == (tarfile.SYMTYPE, "a")
+    with tarfile.open(fileobj=io.BytesIO(_raw(oc, "cp", "c:/followed", "-"))) as tf:
+        assert tf.getmember("followed").isreg()
     for args, message in [
         (["c:/nope", str(tmp_path)], "ocish: Could not find the file /nope in container c"),
         ([str(tmp_path / "nope"), "c:/x"], f"ocish: lstat {tmp_path / 'nope'}: no such file"),
