@@ -274,3 +274,26 @@ def test_commit_running_paused(oc: Ocish, tmp_path: Path) -> None:
     run = oc("run", "--rm", "--cgroup-parent", CGROUP_PARENT, "--pull", "never", "live:2")
     assert run.stdout == "live\n"
     oc("rm", "-f", "r")
+
+
+def test_cp_symlinks_swapped_during_copy(oc: Ocish, tmp_path: Path) -> None:
+    host = tmp_path / "hostdir"
+    host.mkdir()
+    (host / "secret").write_text("host secret\n")
+    # /sw is, in turn, a directory and a symlink (absolute, then relative) to the host's dir
+    script = (f"touch /ready; while :; do mkdir /sw.d; echo inside > /sw.d/secret; "
+              f"mv -T /sw.d /sw; sleep 0.05; rm -rf /sw; ln -s {host} /sw; rm /sw; "
+              f"ln -s ../../../../../../..{host} /sw; rm /sw; done")
+    oc.run("-d", "--name", "c", "IMAGE", "sh", "-c", script)
+    _ready(oc, "c", tmp_path)
+    src = tmp_path / "evil"
+    src.write_text("evil\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(15):
+        oc("cp", str(src), f"c:/sw/evil{i}", check=False)
+        oc("cp", "c:/sw/secret", str(out / f"s{i}"), check=False)
+    assert sorted(os.listdir(host)) == ["secret"]
+    assert (host / "secret").read_text() == "host secret\n"
+    assert all(f.read_text() == "inside\n" for f in out.iterdir())
+    oc("rm", "-f", "c")
