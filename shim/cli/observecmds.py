@@ -90,11 +90,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
     wanted = filters.parse(args.filter or [])
     ctrs = [refresh(st, c) for c in records.all_containers(st)]
     last = 1 if args.latest else args.last
-    if last is not None and last >= 0:
-        ctrs = ctrs[:last] if last else []
-    elif not args.all and "status" not in wanted and "exited" not in wanted:
+    last = None if last is None or last < 0 else last  # Docker's -1: no limit
+    if last is None and not args.all and "status" not in wanted and "exited" not in wanted:
         ctrs = [c for c in ctrs if c.status in ("running", "paused", "restarting")]
     ctrs = filters.apply(st, ctrs, wanted)
+    if last is not None:  # the N last created that pass the filters, whatever their state
+        ctrs = ctrs[:last]
     trunc = not args.no_trunc
     if args.quiet:
         sys.stdout.write("".join((c.id[:12] if trunc else c.id) + "\n" for c in ctrs))
@@ -163,7 +164,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ..containers.state import refresh
     from ..images import records as images
     from . import template
-    from .output import inspect_json
+    from .output import find_first, inspect_json
 
     st = _storage(args)
     finders = []
@@ -177,17 +178,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     nodes = template.parse(args.format)
     failed = None
     for name in args.names:
-        for find in finders:
-            try:
-                data = find(name)
-                break
-            except OcishError:
-                continue
-        else:
+        data = find_first(name, finders)
+        if data is None:
             sys.stderr.write(f"ocish: No such object: {name}\n")
             failed = 1
-            continue
-        sys.stdout.write(template.render(nodes, data) + "\n")
+        else:
+            sys.stdout.write(template.render(nodes, data) + "\n")
     return failed or 0
 
 

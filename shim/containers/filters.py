@@ -51,12 +51,11 @@ def apply(st: Storage, ctrs: list[Container], filters: dict[str, list[str]]
         return ctrs
     tests: list[Callable[[Container], bool]] = []
     for key, values in filters.items():
-        tests.append(_test(st, ctrs, key, values))
+        tests.append(_test(st, key, values))
     return [c for c in ctrs if all(t(c) for t in tests)]
 
 
-def _test(st: Storage, ctrs: list[Container], key: str, values: list[str]
-          ) -> Callable[[Container], bool]:
+def _test(st: Storage, key: str, values: list[str]) -> Callable[[Container], bool]:
     import re
 
     from .inspect import labels, mounts
@@ -87,11 +86,10 @@ def _test(st: Storage, ctrs: list[Container], key: str, values: list[str]
         ids = _image_ids(st, values)
         return lambda c: c.image_id in ids or c.image in values
     if key in ("before", "since"):
-        order = {c.id: i for i, c in enumerate(ctrs)}  # newest first
-        marks = [order[_find(st, v).id] for v in values]
+        marks = [_find(st, v).created for v in values]  # RFC 3339 UTC: sorts as times
         if key == "before":
-            return lambda c: any(order[c.id] > m for m in marks)
-        return lambda c: any(order[c.id] < m for m in marks)
+            return lambda c: any(c.created < m for m in marks)
+        return lambda c: any(c.created > m for m in marks)
     if key == "health":
         return lambda c: health(c) in values
     if key == "volume":

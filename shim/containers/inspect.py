@@ -175,9 +175,10 @@ def config(st: Storage, ctr: Container) -> dict[str, Any]:
         "Entrypoint": [o["entrypoint"]] if o.get("entrypoint") else
         image_config.get("Entrypoint"),
         "OnBuild": None, "Labels": labels(ctr), "StopSignal": o.get("stop_signal"),
+        # Docker omits it when unset; podman shows the one in effect, which is more useful
+        "StopTimeout": lifecycle.DEFAULT_STOP_TIMEOUT if o.get("stop_timeout") is None
+        else o["stop_timeout"],
     }
-    if o.get("stop_timeout") is not None:
-        out["StopTimeout"] = o["stop_timeout"]
     return out
 
 
