@@ -3,10 +3,11 @@
 Supported: text, ``{{.Field.Sub}}``, ``{{.}}``, methods with arguments (``{{.Label "k"}}``: a
 callable value), string and number literals, pipelines (``{{.Names | upper}}``), the
 ``{{-``/``-}}`` trims, ``{{if}}``/``{{else}}``/``{{end}}``, ``{{range}}`` (with ``$``-free
-bodies) and Docker's template functions: json, index, join, split, upper, lower, title,
-truncate, pad, len, println, printf (%s %d %v %q). Values print as Go's fmt prints them
-(``map[k:v]``, ``[a b]``, ``<nil>``). A ``table`` format is a header row (each field's header)
-and tab-separated cells aligned as Docker's tabwriter does (min width 10, padding 3).
+bodies), Docker's template functions (json, index, join, split, upper, lower, title,
+truncate, pad, len, println, printf with %s %d %v %q) and Go's eq, ne, not, and, or. Values
+print as Go's fmt prints them (``map[k:v]``, ``[a b]``, ``<nil>``). A ``table`` format is a
+header row (each field's header) and tab-separated cells aligned as Docker's tabwriter does
+(min width 10, padding 3).
 """
 
 from __future__ import annotations
@@ -189,6 +190,10 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "truncate": _truncate, "pad": _pad, "printf": _printf,
     "println": lambda *a: " ".join(go_str(x) for x in a) + "\n",
     "print": lambda *a: "".join(go_str(x) for x in a),
+    "eq": lambda a, *b: any(a == x for x in b), "ne": lambda a, b: a != b,
+    "not": lambda a: not _truth(a),
+    "and": lambda *a: next((x for x in a if not _truth(x)), a[-1]),
+    "or": lambda *a: next((x for x in a if _truth(x)), a[-1]),
 }
 
 

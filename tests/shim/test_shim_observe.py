@@ -176,6 +176,9 @@ def test_inspect_format_and_sections(oc: Ocish) -> None:
               "{{end}}", "box").stdout.startswith("[PATH=")
     assert oc("inspect", "-f", "{{upper .State.Status}}|{{.State.Pid | printf \"%d\"}}",
               "box").stdout.split("|")[0] == "RUNNING"
+    assert oc("inspect", "-f", '{{if eq .State.Status "running"}}up{{else}}down{{end}} '
+              '{{- " " -}} {{not .State.Paused}} {{.HostConfig.LogConfig}}', "box").stdout == \
+        "up true map[Config:map[] Type:k8s-file]\n"
     info = oc.inspect("box")
     assert list(info) == ["Id", "Created", "Path", "Args", "State", "Image", "ResolvConfPath",
                           "HostnamePath", "HostsPath", "LogPath", "Name", "RestartCount",
