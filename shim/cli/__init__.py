@@ -13,7 +13,16 @@ import os
 import sys
 
 from ..errors import OcishError
-from . import archivecmds, containercmds, filecmds, imagecmds, misc, registrycmds, usagecmds
+from . import (
+    archivecmds,
+    containercmds,
+    filecmds,
+    imagecmds,
+    misc,
+    observecmds,
+    registrycmds,
+    usagecmds,
+)
 
 TYPE_CHECKING = False  # not typing's: typing costs every command ms
 if TYPE_CHECKING:
@@ -56,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     usagecmds.register(sub)
     containercmds.register(sub)
     filecmds.register(sub)
+    observecmds.register(sub)
     return p
 
 

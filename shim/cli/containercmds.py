@@ -1,6 +1,6 @@
 """Container commands, with Docker's names, flags and output: run, create, start, stop, kill,
-rm, ps, logs, wait, inspect (and the same under ``ocish container``, with ``ls`` for ps, and
-``container cleanup``, the monitor's exit command)."""
+rm, wait (and the same under ``ocish container``, with ``container cleanup``, the monitor's
+exit command); ps, logs and inspect are observecmds', registered here."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..errors import OcishError
-from . import groups, regopts
+from . import groups, observecmds, regopts
 
 TYPE_CHECKING = False  # not typing's: every command imports this module, typing costs ms
 if TYPE_CHECKING:
@@ -63,12 +63,27 @@ def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
                    "detach": detach, "cgroup_parent": args.cgroup_parent,
                    "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout,
                    "security_opt": args.security_opt or []}
+        options.update(_observe_options(args))
         return lifecycle.create(st, image_id, args.image, options,
                                 resolve(runtime_path(args)), _exit_command(st, args.rm))
     except OcishError as exc:
         if exc.status == 1:
             exc.status = 125
         raise
+
+
+def _observe_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--label and the log driver, checked."""
+    from ..containers.logs import log_options
+
+    labels = {}
+    for item in args.label or []:
+        k, _, v = item.partition("=")
+        if not k:
+            raise OcishError(f"--label {item!r}: want KEY[=VALUE]", status=125)
+        labels[k] = v
+    driver, opts = log_options(args.log_driver, args.log_opt or [])
+    return {"labels": labels, "log_driver": driver, "log_opts": opts}
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -227,84 +242,6 @@ def _status(ctr: Container) -> str:
     return "Created"
 
 
-def cmd_ps(args: argparse.Namespace) -> int:
-    """List containers (running ones; -a: all)."""
-    from ..containers import records
-    from ..containers.state import refresh
-    from .output import since, table
-
-    st = _storage(args)
-    ctrs = [refresh(st, c) for c in records.all_containers(st)]
-    if not args.all:
-        ctrs = [c for c in ctrs if c.status == "running"]
-    ident = (lambda c: c.id) if args.no_trunc else (lambda c: c.id[:12])
-    if args.quiet:
-        sys.stdout.write("".join(ident(c) + "\n" for c in ctrs))
-        return 0
-    rows = []
-    for c in ctrs:
-        command = " ".join(c.options["args"])
-        if not args.no_trunc and len(command) > 20:
-            command = command[:19] + "…"
-        rows.append([ident(c), c.image, f'"{command}"', since(c.created), _status(c), "",
-                     c.name])
-    table(sys.stdout, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS",
-                       "NAMES"], rows)
-    return 0
-
-
-def cmd_logs(args: argparse.Namespace) -> int:
-    """Show a container's output (stdout to stdout, stderr to stderr)."""
-    from ..containers import lifecycle, logs, records
-    from ..containers.state import refresh
-
-    st = _storage(args)
-    ctr = records.find(st, args.container)
-    path = lifecycle.paths(st, ctr).log
-
-    def running() -> bool:
-        cur = records.get(st, ctr.id)
-        return cur is not None and refresh(st, cur).status == "running"
-
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return 0
-    with f:
-        if args.tail not in (None, "all"):
-            try:
-                n = int(args.tail)
-            except ValueError:
-                raise OcishError(f"--tail {args.tail!r}: want a number or 'all'") from None
-            f.seek(logs.tail(path, n))
-        outs = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-        for ts, stream, text in logs.records(f, running if args.follow else None):
-            out = outs.get(stream)
-            if out is not None:
-                out.write((ts.encode() + b" " if args.timestamps and ts else b"") + text)
-                out.flush()
-    return 0
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    """Show containers' details as JSON (images' too, as Docker's ``inspect`` does)."""
-    if args.format not in (None, "json"):
-        raise OcishError(f"--format {args.format!r}: only 'json' is supported")
-    from ..containers import records
-    from ..containers.inspect import inspect
-    from ..containers.state import refresh
-    from ..images import records as images
-    from .output import inspect_json
-
-    st = _storage(args)
-    finders = []
-    if args.type != "image":
-        finders.append(lambda name: inspect(st, refresh(st, records.find(st, name))))
-    if args.type != "container":
-        finders.append(lambda name: images.inspect(st, images.resolve(st, name)))
-    return inspect_json(sys.stdout, args.names, finders, "No such object")
-
-
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """The monitor's exit command: release what the exited container holds (-rm: remove it)."""
     from ..containers import lifecycle
@@ -335,6 +272,12 @@ def _run_options(p: Any) -> None:
     p.add_argument("--security-opt", action="append", metavar="OPT",
                    help="seccomp=unconfined|FILE (default: /usr/share/containers/"
                         "seccomp.json), no-new-privileges")
+    p.add_argument("-l", "--label", action="append", metavar="KEY[=VALUE]",
+                   help="set a label on the container")
+    p.add_argument("--log-driver", help="k8s-file (the default), json-file (written in the "
+                   "k8s-file format, as podman's) or none")
+    p.add_argument("--log-opt", action="append", metavar="max-size=SIZE",
+                   help="the log's maximum size (conmon's --log-size-max)")
     regopts.add_options(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")
@@ -370,30 +313,17 @@ def _register(sub: Any, ls_name: str) -> None:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p = _add(sub, "wait", cmd_wait, "wait for containers to exit, print their statuses")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
-    p = _add(sub, ls_name, cmd_ps, "list containers")
-    p.add_argument("-a", "--all", action="store_true", help="all containers, not only running")
-    p.add_argument("-q", "--quiet", action="store_true", help="only IDs")
-    p.add_argument("--no-trunc", action="store_true", help="full IDs and commands")
-    p = _add(sub, "logs", cmd_logs, "show a container's output")
-    p.add_argument("-f", "--follow", action="store_true", help="follow until it exits")
-    p.add_argument("-n", "--tail", default=None, help="only the last N lines ('all')")
-    p.add_argument("-t", "--timestamps", action="store_true", help="show times")
-    p.add_argument("container", metavar="CONTAINER")
+    observecmds.add_ps(sub, ls_name)
+    observecmds.add_logs(sub)
 
 
 def register(sub: Any) -> None:
     """Add the container commands at top level and under ``ocish container``."""
     _register(sub, "ps")
-    p = _add(sub, "inspect", cmd_inspect, "show containers' or images' details")
-    p.add_argument("--type", choices=["container", "image"], default=None)
-    p.add_argument("-f", "--format", default=None, help="'json' (the default)")
-    p.add_argument("names", nargs="+", metavar="NAME")
+    observecmds.add_inspect(sub, containers_only=False)
     csub = groups.group(sub, "container", "manage containers")
     _register(csub, "ls")
-    p = _add(csub, "inspect", cmd_inspect, "show containers' details")
-    p.set_defaults(type="container")
-    p.add_argument("-f", "--format", default=None, help="'json' (the default)")
-    p.add_argument("names", nargs="+", metavar="NAME")
+    observecmds.add_inspect(csub, containers_only=True)
     p = _add(csub, "cleanup", cmd_cleanup, "release what an exited container holds (the "
              "monitor's exit command)")
     p.add_argument("--rm", action="store_true", help="remove the container")

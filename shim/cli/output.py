@@ -87,15 +87,23 @@ def inspect_json(out: TextIO, names: Sequence[str],
     found: list[dict[str, Any]] = []
     unknown: list[str] = []
     for name in names:
-        for find in finders:
-            try:
-                found.append(find(name))
-                break
-            except OcishError:
-                continue
-        else:
+        obj = find_first(name, finders)
+        if obj is None:
             unknown.append(name)
+        else:
+            found.append(obj)
     out.write(json.dumps(found, indent=4) + "\n")
     if unknown:
         raise OcishError(f"{missing}: " + ", ".join(unknown))
     return 0
+
+
+def find_first(name: str, finders: Sequence[Callable[[str], dict[str, Any]]]
+               ) -> dict[str, Any] | None:
+    """What the first finder that knows *name* gives; None if none does."""
+    for find in finders:
+        try:
+            return find(name)
+        except OcishError:
+            continue
+    return None

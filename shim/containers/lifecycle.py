@@ -25,6 +25,7 @@ from ..runtime.driver import Runtime, exit_status_of_error
 from ..storage.root import Storage
 from ..storage.snapshots import unmount
 from . import records, seccomp, spec
+from .logs import size_bytes
 from .records import Container
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -158,8 +159,10 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
                        monitor_start=ctr.monitor_start, exit_code=0, finished="", error="")
 
     try:
+        max_size = (opts.get("log_opts") or {}).get("max-size")
         pid = conmon.spawn(ctr.id, ctr.name, rt.path, rt.root, p, [*exit_command, ctr.id],
-                           started)
+                           started, log_driver=opts.get("log_driver") or "k8s-file",
+                           log_size_max=size_bytes(max_size) if max_size else None)
     except conmon.CreateError as exc:
         exc.status = exit_status_of_error(str(exc))
         raise

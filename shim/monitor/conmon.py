@@ -40,24 +40,28 @@ class Paths:
 
 
 def spawn(cid: str, name: str, runtime: str, runtime_root: str, paths: Paths,
-          exit_command: list[str], started: Callable[[int], None]) -> int:
+          exit_command: list[str], started: Callable[[int], None], log_driver: str = "k8s-file",
+          log_size_max: int | None = None) -> int:
     """Start conmon for the container *cid* and wait for the runtime's ``create``; returns
     the container's init pid. *started* gets the monitor's pid as soon as it is known, before
     the runtime's create is done (so that a caller killed meanwhile has recorded it). On
     failure conmon has exited and the runtime has cleaned up; the error carries the runtime's
-    message."""
+    message. *log_driver* 'none' writes no log; any other is conmon's k8s-file, at most
+    *log_size_max* bytes (conmon truncates it when full)."""
     if not os.access(CONMON, os.X_OK):
         raise OcishError(f"{CONMON} not found: install Debian's conmon package")
     for d in (paths.exit_dir, paths.sockets):
         os.makedirs(d, mode=0o700, exist_ok=True)
     cmd = [CONMON, "--api-version", "1", "-c", cid, "-u", cid, "-n", name, "-r", runtime,
            "-b", paths.bundle, "-p", paths.pidfile, "--exit-dir", paths.exit_dir,
-           "--socket-dir-path", paths.sockets, "-l", f"k8s-file:{paths.log}",
+           "--socket-dir-path", paths.sockets, "-l", "none:" if log_driver == "none" else f"k8s-file:{paths.log}",
            "--log-level", "error",
            "--conmon-pidfile", paths.conmon_pidfile,
            "--runtime-arg", "--root", "--runtime-arg", runtime_root,
            "--runtime-arg", "--log-format=json", "--runtime-arg", "--log",
            "--runtime-arg", paths.oci_log, "--exit-command", exit_command[0]]
+    if log_size_max:
+        cmd += ["--log-size-max", str(log_size_max)]
     for arg in exit_command[1:]:
         cmd += ["--exit-command-arg", arg]
     env = {k: v for k, v in os.environ.items()

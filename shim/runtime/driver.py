@@ -62,6 +62,17 @@ class Runtime:
         """Send *signal* to the container's init; False if it is no longer running."""
         return self._run("kill", cid, signal, check=False).returncode == 0
 
+    def pids(self, cid: str) -> list[int]:
+        """The host pids of the container's processes (the runtime's ``ps --format json``)."""
+        import json
+
+        res = self._run("ps", "--format", "json", cid)
+        try:
+            pids = json.loads(res.stdout) or []
+        except ValueError:
+            raise OcishError(f"runtime {self.path} ps {cid}: not JSON") from None
+        return [int(p) for p in pids]
+
     def delete(self, cid: str) -> None:
         """Delete the container's runtime state (killing what is left of it)."""
         res = self._run("delete", "--force", cid, check=False)
