@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..errors import OcishError
-from . import groups, regopts
+from . import flagopts, groups, regopts
 
 TYPE_CHECKING = False  # not typing's: every command imports this module, typing costs ms
 if TYPE_CHECKING:
@@ -35,18 +35,21 @@ def _image(st: Storage, args: argparse.Namespace) -> str:
     """The ID of the image ``run``/``create`` names, pulled first if it is not here."""
     from ..images import records
 
-    try:
-        return records.resolve(st, args.image)
-    except OcishError:
-        if args.pull == "never":
-            raise
+    if args.pull != "always":
+        try:
+            return records.resolve(st, args.image)
+        except OcishError:
+            if args.pull == "never":
+                raise
     from ..images import platforms, reference
     from ..images.pull import pull
 
     ref = reference.parse(args.image)
-    sys.stderr.write(f"Unable to find image '{args.image}' locally\n")
+    if args.pull != "always":
+        sys.stderr.write(f"Unable to find image '{args.image}' locally\n")
     client = regopts.client(args, ref.registry, ref.repository)
-    pull(st, client, ref, platforms.host(), out=sys.stderr)
+    want = platforms.parse(args.platform) if args.platform else platforms.host()
+    pull(st, client, ref, want, out=sys.stderr)
     return records.resolve(st, args.image)
 
 
@@ -56,13 +59,16 @@ def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
     from .misc import runtime_path
 
     try:
+        flags = flagopts.options(args, lambda w: sys.stderr.write(f"WARNING: {w}\n"))
         image_id = _image(st, args)
+        flagopts.check_platform(st, image_id, args.image, args.platform)
         options = {"name": args.name, "hostname": args.hostname, "env": args.env or [],
                    "workdir": args.workdir, "entrypoint": args.entrypoint, "cmd": args.cmd,
                    "user": args.user, "network": args.network, "rm": args.rm,
                    "detach": detach, "cgroup_parent": args.cgroup_parent,
                    "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout,
                    "security_opt": args.security_opt or []}
+        options.update(flags)
         return lifecycle.create(st, image_id, args.image, options,
                                 resolve(runtime_path(args)), _exit_command(st, args.rm))
     except OcishError as exc:
@@ -319,14 +325,15 @@ def _run_options(p: Any) -> None:
                    help="set an environment variable")
     p.add_argument("-w", "--workdir", help="the working directory inside the container")
     p.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
-    p.add_argument("-u", "--user", help="uid[:gid] (numeric)")
+    p.add_argument("-u", "--user", help="name|uid[:group|gid], looked up in the image's "
+                   "/etc/passwd and /etc/group")
     p.add_argument("-h", "--hostname", help="the container's host name")
     p.add_argument("--network", "--net", default="none",
                    help="'none' (the default: a network namespace with only lo; bridge "
                         "networks are not implemented yet) or 'host'")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    p.add_argument("--pull", choices=["missing", "never"], default="missing",
-                   help="pull the image if it is missing (default) or never")
+    p.add_argument("--pull", choices=["always", "missing", "never"], default="missing",
+                   help="pull the image always, if it is missing (default) or never")
     p.add_argument("--cgroup-parent", help="the cgroup the container's cgroup goes under "
                    "(default /ocish)")
     p.add_argument("--stop-signal", help="the signal that stops the container (default: "
@@ -335,6 +342,7 @@ def _run_options(p: Any) -> None:
     p.add_argument("--security-opt", action="append", metavar="OPT",
                    help="seccomp=unconfined|FILE (default: /usr/share/containers/"
                         "seccomp.json), no-new-privileges")
+    flagopts.add_options(p)
     regopts.add_options(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")
