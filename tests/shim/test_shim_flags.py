@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -186,6 +188,48 @@ def test_limits_update_and_stats(oc: Ocish) -> None:
         assert _cgroup(cid, ctl, name).strip() == want, name
     assert oc.inspect("lim")["Id"] == cid
     oc("rm", "-f", "lim")
+
+
+def test_cpu_quota_oom_and_stats_all_live(oc: Ocish) -> None:
+    cid = oc.run("-d", "--name", "quota", "--cpu-period", "50000", "--cpu-quota", "25000",
+                 "--cpuset-mems", "0", "-m", "32m", "--oom-kill-disable", "IMAGE",
+                 "sleep", "1000").stdout.strip()
+    assert _cgroup(cid, "cpu", "cpu.cfs_period_us").strip() == "50000"
+    assert _cgroup(cid, "cpu", "cpu.cfs_quota_us").strip() == "25000"
+    assert _cgroup(cid, "cpuset", "cpuset.mems").strip() == "0"
+    assert "oom_kill_disable 1" in _cgroup(cid, "memory", "memory.oom_control")
+    idle = oc("create", "--tls-verify=false", "--name", "idle", "--cgroup-parent",
+              CGROUP_PARENT, oc.image, "true").stdout.strip()
+    running = oc("stats", "--no-stream").stdout
+    assert "quota" in running and "idle" not in running
+    rows = oc("stats", "--no-stream", "-a", "--no-trunc").stdout.splitlines()[1:]
+    by_id = {r.split()[0]: r for r in rows}
+    assert set(by_id) == {cid, idle}
+    assert "0B / 0B" in by_id[idle] and by_id[idle].split()[-1] == "0"
+    live = subprocess.Popen([*oc.argv(), "stats", "quota"], stdout=subprocess.PIPE)
+    try:
+        assert live.stdout is not None
+        seen = b""
+        while seen.count(b"\x1b[2J") < 2:  # two frames: it redraws
+            chunk = live.stdout.read1(4096)
+            assert chunk, "stats ended by itself"
+            seen += chunk
+        assert b"quota" in seen.split(b"\x1b[2J")[1]
+        live.send_signal(signal.SIGINT)
+        assert live.wait() == 0
+    finally:
+        if live.poll() is None:
+            live.kill()
+            live.wait()
+    oc("rm", "-f", "quota", "idle")
+
+
+def test_pull_always(oc: Ocish) -> None:
+    oc("pull", "--tls-verify=false", oc.image)
+    res = oc.run("--rm", "--pull", "always", "IMAGE", "echo", "hi")
+    assert res.stdout == "hi\n" and "Pulling from" in res.stderr
+    res = oc.run("--rm", "IMAGE", "echo", "hi")
+    assert "Pulling from" not in res.stderr
 
 
 def test_pids_limit_stops_fork(oc: Ocish) -> None:
