@@ -11,16 +11,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def add_options(p: Any) -> None:
+# the flags of the resources that ``update`` can change too (their dest: RESOURCE_FLAGS)
+RESOURCE_FLAGS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares",
+                  "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit")
+
+
+def add_resource_options(p: Any) -> None:
+    """The resource flags of run, create and update."""
     a = p.add_argument
-    a("--group-add", action="append", metavar="GROUP", help="an additional group (name in the "
-      "image's /etc/group, or GID)")
-    a("--read-only", action="store_true", help="mount the container's root read-only")
-    a("--cap-add", action="append", metavar="CAP", help="add a capability (ALL: every one)")
-    a("--cap-drop", action="append", metavar="CAP", help="drop a capability (ALL: every one)")
-    a("--privileged", action="store_true", help="every capability and device, no seccomp, no "
-      "masked paths, a read-write /sys")
-    a("--ulimit", action="append", metavar="NAME=SOFT[:HARD]", help="a resource limit")
     a("-m", "--memory", help="memory limit (e.g. 512m, 1g; at least 6m)")
     a("--memory-swap", help="memory plus swap limit (-1: unlimited swap)")
     a("--memory-reservation", help="memory soft limit")
@@ -31,9 +29,22 @@ def add_options(p: Any) -> None:
     a("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
     a("--cpuset-mems", help="memory nodes in which to allow execution (0-3, 0,1)")
     a("--pids-limit", help="process limit (-1: unlimited)")
+
+
+def add_options(p: Any) -> None:
+    a = p.add_argument
+    a("--group-add", action="append", metavar="GROUP", help="an additional group (name in the "
+      "image's /etc/group, or GID)")
+    a("--read-only", action="store_true", help="mount the container's root read-only")
+    a("--cap-add", action="append", metavar="CAP", help="add a capability (ALL: every one)")
+    a("--cap-drop", action="append", metavar="CAP", help="drop a capability (ALL: every one)")
+    a("--privileged", action="store_true", help="every capability and device, no seccomp, no "
+      "masked paths, a read-write /sys")
+    a("--ulimit", action="append", metavar="NAME=SOFT[:HARD]", help="a resource limit")
+    add_resource_options(p)
     a("--oom-kill-disable", action="store_true", help="disable the OOM killer")
     a("--oom-score-adj", help="the OOM score adjustment (-1000 to 1000; lowering it needs "
-      "CAP_SYS_RESOURCE, which this host's engine lacks: EPERM)")
+      "CAP_SYS_RESOURCE)")
     a("--shm-size", help="size of /dev/shm (default 64m)")
     a("--sysctl", action="append", metavar="KEY=VALUE", help="a namespaced kernel parameter")
     a("--device", action="append", metavar="HOST[:CONTAINER][:RWM]", help="add a host device")
@@ -117,6 +128,7 @@ def options(args: argparse.Namespace, warn: Any) -> dict[str, Any]:
         if not -1000 <= oom <= 1000:
             raise OcishError(f"Invalid value {args.oom_score_adj}, range for oom score adj is "
                              "[-1000, 1000]", status=125)
+        _check_oom_lowering(oom)
     shm = None
     if args.shm_size is not None:
         shm = resources.size(args.shm_size, "--shm-size")
@@ -147,6 +159,24 @@ def options(args: argparse.Namespace, warn: Any) -> dict[str, Any]:
         "labels": labels, "add_hosts": _add_hosts(args.add_host or []),
         "env": env + (args.env or []), "platform": args.platform,
     }
+
+
+def _check_oom_lowering(value: int) -> None:
+    """The kernel lets a process set oom_score_adj below its own only with CAP_SYS_RESOURCE
+    (a host without it, as this project's test VM: the runtimes fail with EPERM, runc with an
+    obscure message): refused here, clearly."""
+    from ..containers.security import CAP_NAMES, has_cap
+    from ..errors import OcishError
+
+    try:
+        with open("/proc/self/oom_score_adj") as f:
+            own = int(f.read())
+    except (OSError, ValueError):
+        return
+    if value < own and not has_cap(CAP_NAMES.index("CAP_SYS_RESOURCE")):
+        raise OcishError(f"--oom-score-adj {value}: lowering the OOM score adjustment below "
+                         f"ocish's own ({own}) needs CAP_SYS_RESOURCE, which ocish does not "
+                         "have here", status=125)
 
 
 def check_platform(st: Any, image_id: str, image: str, wanted: str | None) -> None:

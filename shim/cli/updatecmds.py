@@ -7,14 +7,12 @@ import argparse
 import sys
 
 from ..errors import OcishError
-from . import groups
+from . import flagopts, groups
 
 TYPE_CHECKING = False  # not typing's: every command imports this module, typing costs ms
 if TYPE_CHECKING:
     from typing import Any
 
-_UPDATE_FLAGS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares",
-                 "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit")
 _HEADER = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
            "BLOCK I/O", "PIDS"]
 # --format's fields (Docker's stats formatter) -> the header above
@@ -34,7 +32,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     from ..containers import records
     from ..containers.update import update
 
-    flags = {k: getattr(args, k) for k in _UPDATE_FLAGS}
+    flags = {k: getattr(args, k) for k in flagopts.RESOURCE_FLAGS}
     if all(v is None for v in flags.values()) and args.restart is None:
         raise OcishError("you must provide one or more flags when using this command")
     st = _storage(args)
@@ -161,19 +159,9 @@ def _add_update(sub: Any) -> None:
     p = sub.add_parser("update", help="update containers' resource limits",
                        description="Update containers' resource limits (and restart policy).")
     p.set_defaults(func=cmd_update)
-    a = p.add_argument
-    a("-m", "--memory", help="memory limit")
-    a("--memory-swap", help="memory plus swap limit (-1: unlimited swap)")
-    a("--memory-reservation", help="memory soft limit")
-    a("--cpus", help="number of CPUs")
-    a("-c", "--cpu-shares", help="CPU shares (relative weight)")
-    a("--cpu-period", help="CPU CFS period (us)")
-    a("--cpu-quota", help="CPU CFS quota (us)")
-    a("--cpuset-cpus", help="CPUs in which to allow execution")
-    a("--cpuset-mems", help="memory nodes in which to allow execution")
-    a("--pids-limit", help="process limit (-1: unlimited)")
-    a("--restart", help="restart policy: no, always, unless-stopped, on-failure[:N]")
-    a("containers", nargs="+", metavar="CONTAINER")
+    flagopts.add_resource_options(p)
+    p.add_argument("--restart", help="restart policy: no, always, unless-stopped, on-failure[:N]")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
 def _add_stats(sub: Any) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 from ..errors import OcishError
 
-# by number (linux/capability.h), for the bounding set's bits
+# by number (linux/capability.h), for the bounding set's bits; ocirt has the same table,
+# but ocish drives any runtime and imports nothing of ocirt's
 CAP_NAMES = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
     "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
@@ -27,13 +28,26 @@ APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 _SKIP_DEV = ("/dev/pts", "/dev/shm", "/dev/fd", "/dev/mqueue", "/dev/.lxc", "/dev/.udev")
 
 
+def _cap_mask(field: str) -> int | None:
+    """A capability set of this process (CapBnd, CapEff) from /proc/self/status."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1], 16) for ln in f if ln.startswith(field + ":"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def has_cap(number: int) -> bool:
+    """Whether this process holds capability *number* (effective)."""
+    eff = _cap_mask("CapEff")
+    return eff is None or bool(eff >> number & 1)
+
+
 def all_caps() -> list[str]:
     """Every capability this process can give (its bounding set), as podman's privileged: the
     kernel may know more than the engine holds (here CAP_SYS_RESOURCE is missing)."""
-    try:
-        with open("/proc/self/status") as f:
-            bnd = next(int(ln.split()[1], 16) for ln in f if ln.startswith("CapBnd:"))
-    except (OSError, StopIteration, ValueError):
+    bnd = _cap_mask("CapBnd")
+    if bnd is None:
         return list(CAP_NAMES)
     return [name for i, name in enumerate(CAP_NAMES) if bnd >> i & 1]
 

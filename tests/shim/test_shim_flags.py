@@ -317,3 +317,17 @@ def test_cgroup_v2_parser(tmp_path: Path) -> None:
     cur = stats.sample_v2(str(tmp_path), "/ocish/abc")
     pct = stats.percentages(None, {**cur, "system_ns": 0})
     assert pct["mem_limit"] == 20971520 and pct["mem"] == pytest.approx(40.0)
+
+
+@pytest.mark.skipif(bool(_cap_eff(Path("/proc/self/status").read_text()) >> 24 & 1),
+                    reason="this host's engine has CAP_SYS_RESOURCE: a negative "
+                           "--oom-score-adj is allowed here")
+def test_negative_oom_score_adj_needs_cap_sys_resource(oc: Ocish) -> None:
+    """Lowering oom_score_adj needs CAP_SYS_RESOURCE, which this host's engine lacks: refused
+    before anything is made, in one line that says why."""
+    oc("pull", "--tls-verify=false", oc.image)
+    res = oc.run("--rm", "--oom-score-adj", "-100", "IMAGE", "cat", "/proc/self/oom_score_adj",
+                 check=False)
+    assert res.returncode == 125
+    assert "needs CAP_SYS_RESOURCE" in one_line_error(res)
+    assert_nothing_left(oc.root)
