@@ -43,7 +43,7 @@ def update(st: Storage, ctr: Container, flags: dict[str, Any], restart: str | No
                 old_mem.get("swap") and old_mem.get("swap") == 2 * old_mem.get("limit", 0):
             mem["swap"] = 2 * mem["limit"]  # the swap Docker gave by default follows memory
         cur = refresh(st, cur, locked=True)
-        if cur.status == "running":
+        if cur.status in ("created", "running"):  # its cgroup exists: the runtime's update
             changed = {k: v for k, v in new.items() if v != old.get(k)}
             if "pids" in changed and not changed["pids"]:
                 changed["pids"] = {"limit": -1}

@@ -144,6 +144,9 @@ def test_init_is_pid1_and_reaps(oc: Ocish) -> None:
     lines = res.stdout.splitlines()
     assert lines[0].startswith("/run/ocish-init -- sh -c")
     assert not [ln for ln in lines[1:] if ln.split()[1:2] == ["Z"]], res.stdout
+    # the mount point of tini is made before the root is read-only
+    res = oc.run("--rm", "--init", "--read-only", "IMAGE", "cat", "/proc/1/cmdline")
+    assert res.stdout.startswith("/run/ocish-init\0--\0cat")
 
 
 def test_limits_update_and_stats(oc: Ocish) -> None:
@@ -200,6 +203,8 @@ def test_cpu_quota_oom_and_stats_all_live(oc: Ocish) -> None:
     assert "oom_kill_disable 1" in _cgroup(cid, "memory", "memory.oom_control")
     idle = oc("create", "--tls-verify=false", "--name", "idle", "--cgroup-parent",
               CGROUP_PARENT, oc.image, "true").stdout.strip()
+    oc("update", "--pids-limit", "7", "idle")  # created: its cgroup has it at once
+    assert _cgroup(idle, "pids", "pids.max").strip() == "7"
     running = oc("stats", "--no-stream").stdout
     assert "quota" in running and "idle" not in running
     rows = oc("stats", "--no-stream", "-a", "--no-trunc").stdout.splitlines()[1:]
