@@ -94,8 +94,9 @@ def lsm_options(opts: list[str]) -> tuple[list[str], list[str]]:
         key, sep, value = opt.replace(":", "=", 1).partition("=")
         if key == "apparmor" and sep and value:
             if value != "unconfined" and not _apparmor_enabled():
-                raise OcishError(f"--security-opt {opt}: AppArmor is not enabled on this host "
-                                 f"({APPARMOR_ENABLED} says so or is missing)", status=125)
+                # podman's words
+                raise OcishError(f'apparmor profile "{value}" specified, but Apparmor is not '
+                                 "enabled on this system", status=125)
             if value != "unconfined":
                 warnings.append(f"--security-opt {opt}: AppArmor profiles are not applied by "
                                 "ocish; ignored")
