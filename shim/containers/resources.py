@@ -35,6 +35,13 @@ def size(text: str, flag: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
+def swap_accounted() -> bool:
+    """Whether the host limits swap per cgroup (v1 needs swapaccount; v2 always does): Docker
+    gives the default swap limit only then, as a runtime would fail to write it otherwise."""
+    return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") or \
+        os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
 def _swap(text: str) -> int:
     return -1 if text.strip() == "-1" else size(text, "--memory-swap")
 
@@ -79,7 +86,7 @@ def resources(opts: dict[str, Any], current: dict[str, Any] | None = None) -> di
         mem["limit"] = size(opts["memory"], "--memory")
         if 0 < mem["limit"] < MIN_MEMORY:
             raise _fail("Minimum memory limit allowed is 6MB")
-        if opts.get("memory_swap") is None and current is None:
+        if opts.get("memory_swap") is None and current is None and swap_accounted():
             mem["swap"] = mem["limit"] * 2  # Docker: as much swap as memory
     if opts.get("memory_swap") is not None:
         mem["swap"] = _swap(opts["memory_swap"])

@@ -201,6 +201,8 @@ def test_cpu_quota_oom_and_stats_all_live(oc: Ocish) -> None:
     assert _cgroup(cid, "cpu", "cpu.cfs_quota_us").strip() == "25000"
     assert _cgroup(cid, "cpuset", "cpuset.mems").strip() == "0"
     assert "oom_kill_disable 1" in _cgroup(cid, "memory", "memory.oom_control")
+    # -m alone: as much swap as memory, as Docker gives (this host accounts swap)
+    assert int(_cgroup(cid, "memory", "memory.memsw.limit_in_bytes")) == 64 << 20
     idle = oc("create", "--tls-verify=false", "--name", "idle", "--cgroup-parent",
               CGROUP_PARENT, oc.image, "true").stdout.strip()
     oc("update", "--pids-limit", "7", "idle")  # created: its cgroup has it at once
