@@ -41,7 +41,9 @@ def apply(config: dict[str, Any], opts: dict[str, Any], rootfs: str) -> None:
         linux["sysctl"] = opts["sysctls"]
     if opts.get("devices"):
         nodes, rules = resources.device_rules(opts["devices"])
-        linux["devices"] = (linux.get("devices") or []) + nodes
+        paths = {n["path"] for n in nodes}  # --device's own wins over --privileged's
+        linux["devices"] = [d for d in linux.get("devices") or [] if d["path"] not in paths] \
+            + nodes
         if not privileged:
             linux["resources"]["devices"] += rules
     linux["resources"].update(opts.get("resources") or {})

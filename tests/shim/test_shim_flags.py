@@ -82,6 +82,9 @@ def test_privileged(oc: Ocish) -> None:
     assert "writable" in res.stdout  # no read-only /proc/sys
     res = oc.run("--rm", "IMAGE", "ls", "/dev")
     assert "kmsg" not in res.stdout.split()
+    res = oc.run("--rm", "--privileged", "--device", "/dev/null:/dev/zero", "IMAGE", "sh", "-c",
+                 "head -c 3 /dev/zero | wc -c")  # --device's node replaces the host's
+    assert res.stdout.strip() == "0"
 
 
 def test_read_only(oc: Ocish) -> None:
