@@ -21,6 +21,7 @@ from . import (
     misc,
     observecmds,
     registrycmds,
+    updatecmds,
     usagecmds,
 )
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     containercmds.register(sub)
     filecmds.register(sub)
     observecmds.register(sub)
+    updatecmds.register(sub)
     return p
 
 

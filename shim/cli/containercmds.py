@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..errors import OcishError
-from . import groups, observecmds, regopts
+from . import flagopts, groups, observecmds, regopts
 
 TYPE_CHECKING = False  # not typing's: every command imports this module, typing costs ms
 if TYPE_CHECKING:
@@ -35,18 +35,21 @@ def _image(st: Storage, args: argparse.Namespace) -> str:
     """The ID of the image ``run``/``create`` names, pulled first if it is not here."""
     from ..images import records
 
-    try:
-        return records.resolve(st, args.image)
-    except OcishError:
-        if args.pull == "never":
-            raise
+    if args.pull != "always":
+        try:
+            return records.resolve(st, args.image)
+        except OcishError:
+            if args.pull == "never":
+                raise
     from ..images import platforms, reference
     from ..images.pull import pull
 
     ref = reference.parse(args.image)
-    sys.stderr.write(f"Unable to find image '{args.image}' locally\n")
+    if args.pull != "always":
+        sys.stderr.write(f"Unable to find image '{args.image}' locally\n")
     client = regopts.client(args, ref.registry, ref.repository)
-    pull(st, client, ref, platforms.host(), out=sys.stderr)
+    want = platforms.parse(args.platform) if args.platform else platforms.host()
+    pull(st, client, ref, want, out=sys.stderr)
     return records.resolve(st, args.image)
 
 
@@ -56,14 +59,17 @@ def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
     from .misc import runtime_path
 
     try:
+        flags = flagopts.options(args, lambda w: sys.stderr.write(f"WARNING: {w}\n"))
         image_id = _image(st, args)
+        flagopts.check_platform(st, image_id, args.image, args.platform)
         options = {"name": args.name, "hostname": args.hostname, "env": args.env or [],
                    "workdir": args.workdir, "entrypoint": args.entrypoint, "cmd": args.cmd,
                    "user": args.user, "network": args.network, "rm": args.rm,
                    "detach": detach, "cgroup_parent": args.cgroup_parent,
                    "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout,
                    "security_opt": args.security_opt or []}
-        options.update(_observe_options(args))
+        options.update(_log_options(args))
+        options.update(flags)
         return lifecycle.create(st, image_id, args.image, options,
                                 resolve(runtime_path(args)), _exit_command(st, args.rm))
     except OcishError as exc:
@@ -72,18 +78,12 @@ def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
         raise
 
 
-def _observe_options(args: argparse.Namespace) -> dict[str, Any]:
-    """--label and the log driver, checked."""
+def _log_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The log driver and its options, checked."""
     from ..containers.logs import log_options
 
-    labels = {}
-    for item in args.label or []:
-        k, _, v = item.partition("=")
-        if not k:
-            raise OcishError(f"--label {item!r}: want KEY[=VALUE]", status=125)
-        labels[k] = v
     driver, opts = log_options(args.log_driver, args.log_opt or [])
-    return {"labels": labels, "log_driver": driver, "log_opts": opts}
+    return {"log_driver": driver, "log_opts": opts}
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -256,14 +256,15 @@ def _run_options(p: Any) -> None:
                    help="set an environment variable")
     p.add_argument("-w", "--workdir", help="the working directory inside the container")
     p.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
-    p.add_argument("-u", "--user", help="uid[:gid] (numeric)")
+    p.add_argument("-u", "--user", help="name|uid[:group|gid], looked up in the image's "
+                   "/etc/passwd and /etc/group")
     p.add_argument("-h", "--hostname", help="the container's host name")
     p.add_argument("--network", "--net", default="none",
                    help="'none' (the default: a network namespace with only lo; bridge "
                         "networks are not implemented yet) or 'host'")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    p.add_argument("--pull", choices=["missing", "never"], default="missing",
-                   help="pull the image if it is missing (default) or never")
+    p.add_argument("--pull", choices=["always", "missing", "never"], default="missing",
+                   help="pull the image always, if it is missing (default) or never")
     p.add_argument("--cgroup-parent", help="the cgroup the container's cgroup goes under "
                    "(default /ocish)")
     p.add_argument("--stop-signal", help="the signal that stops the container (default: "
@@ -272,12 +273,11 @@ def _run_options(p: Any) -> None:
     p.add_argument("--security-opt", action="append", metavar="OPT",
                    help="seccomp=unconfined|FILE (default: /usr/share/containers/"
                         "seccomp.json), no-new-privileges")
-    p.add_argument("-l", "--label", action="append", metavar="KEY[=VALUE]",
-                   help="set a label on the container")
     p.add_argument("--log-driver", help="k8s-file (the default), json-file (written in the "
                    "k8s-file format, as podman's) or none")
     p.add_argument("--log-opt", action="append", metavar="max-size=SIZE",
                    help="the log's maximum size (conmon's --log-size-max)")
+    flagopts.add_options(p)
     regopts.add_options(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")

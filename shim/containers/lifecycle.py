@@ -24,7 +24,7 @@ from ..monitor import conmon
 from ..runtime.driver import Runtime, exit_status_of_error
 from ..storage.root import Storage
 from ..storage.snapshots import unmount
-from . import records, seccomp, spec
+from . import hostconfig, records, seccomp, spec
 from .logs import size_bytes
 from .records import Container
 
@@ -86,7 +86,6 @@ def create(st: Storage, image_id: str, image: str, options: dict[str, Any], runt
                "stop_signal": options.get("stop_signal") or config.get("StopSignal") or
                "SIGTERM", "image_config": config}
     options.update(spec.security_options(options.get("security_opt") or []))
-    spec.user(options["user"])  # refused before anything is made
     records.insert(st, {"id": cid, "name": name, "image_id": image_id, "image": image,
                         "created": now(), "options": options, "runtime": runtime})
     ctr = records.get(st, cid)
@@ -137,7 +136,8 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
     etc = {}
     network = opts.get("network") or "none"
     for fname, text in (("hostname", opts["hostname"] + "\n"),
-                        ("hosts", spec.etc_hosts(opts["hostname"], network)),
+                        ("hosts", spec.etc_hosts(opts["hostname"], network) +
+                         hostconfig.extra_hosts(opts)),
                         ("resolv.conf", spec.resolv_conf())):
         path = os.path.join(base, "userdata", fname)
         _write(path, text)
@@ -149,6 +149,7 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
                            seccomp_profile=None if opts["seccomp"] == "unconfined" else
                            seccomp.load(opts["seccomp"]),
                            no_new_privileges=opts["no_new_privileges"])
+    hostconfig.apply(config, opts, rootfs)
     _write(os.path.join(p.bundle, "config.json"), json.dumps(config, indent=1))
     rt = runtime_of(st, ctr)
     os.makedirs(rt.root, mode=0o700, exist_ok=True)

@@ -2,8 +2,8 @@
 security defaults Docker and podman give (Docker's default capabilities, masked and read-only
 paths, a private /dev, generated /etc/hostname, /etc/hosts and /etc/resolv.conf).
 
-The seccomp profile comes from seccomp.py. Not yet: user names (only numeric ``--user``),
-resource limits, capabilities other than the default set.
+The seccomp profile comes from seccomp.py; user names, capabilities, resource limits and the
+other flags of hostconfig.py are applied to what ``generate`` makes.
 """
 
 from __future__ import annotations
@@ -63,14 +63,10 @@ def env(image_config: dict[str, Any], extra: list[str], hostname: str) -> list[s
 
 
 def user(spec: str) -> dict[str, Any]:
-    """``uid[:gid]`` (names need the image's /etc/passwd: not yet)."""
-    if not spec or spec == "root":
-        return {"uid": 0, "gid": 0}
-    uid, _, gid = spec.partition(":")
-    if not uid.isdigit() or (gid and not gid.isdigit()):
-        raise OcishError(f"--user {spec!r}: only numeric uid[:gid] is supported yet",
-                         status=125)
-    return {"uid": int(uid), "gid": int(gid or 0)}
+    """``uid[:gid]`` when numeric; a name is resolved in the image's /etc/passwd once the
+    rootfs is mounted (hostconfig.apply), root until then."""
+    uid, _, gid = (spec or "0").partition(":")
+    return {"uid": int(uid) if uid.isdigit() else 0, "gid": int(gid) if gid.isdigit() else 0}
 
 
 def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,

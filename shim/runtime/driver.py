@@ -1,8 +1,8 @@
 """Driving a runc-compatible runtime through its command line.
 
 Only the subcommands every runc-compatible runtime has are used (``state``, ``start``, ``kill``,
-``delete``); ``create`` is run by the monitor (conmon), which must be the runtime's parent to
-become the container init's reaper. Every runtime gets its own ``--root`` under the storage
+``update``, ``delete``); ``create`` is run by the monitor (conmon), which must be the runtime's
+parent to become the container init's reaper. Every runtime gets its own ``--root`` under the storage
 root, so that ocirt's and runc's state dirs never mix.
 """
 
@@ -72,6 +72,21 @@ class Runtime:
         except ValueError:
             raise OcishError(f"runtime {self.path} ps {cid}: not JSON") from None
         return [int(p) for p in pids]
+
+    def update(self, cid: str, resources: dict[str, object]) -> None:
+        """New resource limits for a running container: ``update --resources -`` with the
+        runtime spec's LinuxResources as JSON on stdin (the runc CLI contract)."""
+        import json
+
+        try:
+            res = subprocess.run([self.path, "--root", self.root, "update", "--resources", "-",
+                                  cid], input=json.dumps(resources), capture_output=True,
+                                 text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise OcishError(f"runtime {self.path} update: {exc}") from None
+        if res.returncode != 0:
+            raise OcishError(f"runtime {os.path.basename(self.path)} update: "
+                             f"{error_text(res.stderr)}")
 
     def delete(self, cid: str) -> None:
         """Delete the container's runtime state (killing what is left of it)."""

@@ -59,7 +59,7 @@ def test_run_cannot_invoke(oc: Ocish, cmd: str, status: int) -> None:
 
 def test_create_failures_leave_nothing(oc: Ocish) -> None:
     oc.run("--rm", "IMAGE", "true")  # the image is here now
-    for args, status in ((["--user", "nobody"], 125), (["--name", "bad/name"], 125),
+    for args, status in ((["--user", "nosuchuser"], 125), (["--name", "bad/name"], 125),
                          (["-w", "relative"], 125)):
         res = oc.run(*args, "IMAGE", "true", check=False)
         assert res.returncode == status
