@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..storage.root import Storage
+from ..volumes import attach
 from . import lifecycle
 from .records import Container
 
@@ -41,7 +42,7 @@ def inspect(st: Storage, ctr: Container) -> dict[str, Any]:
             "NetworkMode": o.get("network") or "none", "AutoRemove": bool(o.get("rm")),
             "Runtime": ctr.runtime, "LogConfig": {"Type": "k8s-file", "Config": {}},
             "CgroupParent": o.get("cgroup_parent") or "", "RestartPolicy": {
-                "Name": "no", "MaximumRetryCount": 0},
+                "Name": "no", "MaximumRetryCount": 0}, **attach.host_config(o),
             "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
             "SecurityOpt": [f"seccomp={o.get('seccomp')}"] +
             (["no-new-privileges"] if o.get("no_new_privileges") else []),
@@ -49,13 +50,13 @@ def inspect(st: Storage, ctr: Container) -> dict[str, Any]:
         "GraphDriver": {"Name": "overlay", "Data": {
             "UpperDir": f"{ctr.dir(st)}/upper", "WorkDir": f"{ctr.dir(st)}/work",
             "MergedDir": f"{p.bundle}/rootfs"}},
-        "Mounts": [],
+        "Mounts": attach.inspect_mounts(st, o),
         "Config": {
             "Hostname": o["hostname"], "Domainname": "", "User": o.get("user") or "",
             "AttachStdin": False, "AttachStdout": not o.get("detach"),
             "AttachStderr": not o.get("detach"), "Tty": False, "OpenStdin": False,
             "StdinOnce": False, "Env": o["env"], "Cmd": o.get("cmd") or image_config.get("Cmd"),
-            "Image": ctr.image, "Volumes": None, "WorkingDir": o["workdir"],
+            "Image": ctr.image, "Volumes": attach.config_volumes(o), "WorkingDir": o["workdir"],
             "Entrypoint": [o["entrypoint"]] if o.get("entrypoint") else
             image_config.get("Entrypoint"),
             "Labels": image_config.get("Labels") or {}, "StopSignal": o.get("stop_signal"),
