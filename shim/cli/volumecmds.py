@@ -7,6 +7,7 @@ import sys
 
 from ..errors import OcishError
 from . import groups
+from .containercmds import _each, _storage
 
 TYPE_CHECKING = False  # not typing's: every command imports this module, typing costs ms
 if TYPE_CHECKING:
@@ -14,12 +15,6 @@ if TYPE_CHECKING:
 
     from ..storage.root import Storage
     from ..volumes.store import Volume
-
-
-def _storage(args: argparse.Namespace) -> Storage:
-    from ..storage.root import Storage, default_root
-
-    return Storage(args.root or default_root())
 
 
 def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
@@ -150,20 +145,16 @@ def cmd_rm(args: argparse.Namespace) -> int:
     from ..volumes import store
 
     st = _storage(args)
-    failed = 0
-    for name in args.names:
-        try:
-            with store.lock(st):
-                if store.get(st, name) is None:
-                    if args.force:
-                        continue
-                    raise OcishError(f"get {name}: no such volume")
-                store.remove(st, name)
-            sys.stdout.write(name + "\n")
-        except OcishError as exc:
-            sys.stderr.write(f"ocish: {exc}\n")
-            failed = 1
-    return failed
+
+    def one(name: str) -> None:
+        with store.lock(st):
+            if store.get(st, name) is None:
+                if args.force:  # (its name is printed, as Docker's)
+                    return
+                raise OcishError(f"get {name}: no such volume")
+            store.remove(st, name)
+
+    return _each(args.names, one)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

@@ -185,7 +185,7 @@ def test_failed_run_leaves_no_volume(oc: Ocish) -> None:
 def test_volume_cli_errors(oc: Ocish) -> None:
     res = oc("volume", "rm", "nosuch", check=False)
     assert res.returncode == 1 and one_line_error(res) == "ocish: get nosuch: no such volume"
-    assert oc("volume", "rm", "-f", "nosuch").stdout == ""
+    assert oc("volume", "rm", "-f", "nosuch").stdout == "nosuch\n"
     res = oc("volume", "create", "--opt", "foo=bar", "vv", check=False)
     assert res.returncode == 1 and 'invalid option key: "foo"' in one_line_error(res)
     assert volumes(oc) == []
