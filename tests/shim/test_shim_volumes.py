@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
-from container_support import CGROUP_PARENT, Ocish, assert_nothing_left
-from shim_support import Images, Registry, bundle_step, one_line_error, push, run
+from container_support import CGROUP_PARENT, Ocish, assert_nothing_left, wait_for
+from shim_support import Images, Registry, layer_tar, one_line_error, push, run
 
 pytest_plugins = ["shim_fixtures", "container_fixtures"]
 
@@ -31,15 +32,19 @@ def host_side(work: Path) -> Path:
 def vol_image(registry: Registry, layout: Path, images: Images, work: Path,
               host_side: Path) -> str:
     """The base image with VOLUME /data (which has content) and VOLUMEs /evil and /evil2,
-    symlinks to *host_side* (absolute, and by ``..`` from wherever the rootfs is)."""
-
-    def links(rootfs: Path) -> None:
-        os.symlink(str(host_side), rootfs / "evil")
-        os.symlink("../../../../../../../../../../.." + str(host_side), rootfs / "evil2")
-
+    symlinks to *host_side* (absolute, and by ``..`` from wherever the rootfs is), added as a
+    raw layer (umoci repack drops such symlinks)."""
+    entries = []
+    for name, target in (("evil", str(host_side)), ("evil2", "../" * 10 + ".." +
+                                                    str(host_side))):
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = tarfile.SYMTYPE, target
+        entries.append((info, None))
+    tar = work / "evil-layer.tar"
+    tar.write_bytes(layer_tar(entries))
     run("umoci", "config", "--image", f"{layout}:base", "--tag", "vols",
         "--config.volume", "/data", "--config.volume", "/evil", "--config.volume", "/evil2")
-    bundle_step(layout, "vols", work, links)
+    run("umoci", "raw", "add-layer", "--image", f"{layout}:vols", tar)
     push(registry, layout, "vols", VOL_REPO)
     return images.ref(VOL_REPO)
 
@@ -99,14 +104,28 @@ def test_bind_ro_and_tmpfs(oc: Ocish, scratch: Path) -> None:
     assert volumes(oc) == []
 
 
-def test_tmpfs_volume(oc: Ocish) -> None:
+def test_volume_options(oc: Ocish) -> None:
     oc("volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt",
        "o=size=3m", "--label", "k=v", "tv")
     out = oc.run("--rm", "-v", "tv:/tv", "IMAGE", "grep", " /tv ", "/proc/mounts").stdout
     assert out.split()[2] == "tmpfs" and "size=3072k" in out.split()[3]
     ls = oc("volume", "ls", "--filter", "label=k=v", "--format", "{{.Name}}:{{.Driver}}")
     assert ls.stdout == "tv:local\n"
-    oc("volume", "rm", "tv")
+    info = json.loads(oc("volume", "inspect", "tv").stdout)[0]
+    assert sorted(info) == ["CreatedAt", "Driver", "Labels", "Mountpoint", "Name", "Options",
+                            "Scope"]
+    assert info["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=3m"}
+    assert info["Labels"] == {"k": "v"} and info["Scope"] == "local"
+    # nocopy: the image's /data is not copied into the new volume
+    oc.run("-d", "--name", "nc", "-v", "nc:/data:nocopy", "IMAGE", "sleep", "1000")
+    assert oc.run("--rm", "-v", "nc:/data", "IMAGE", "ls", "/data").stdout == ""
+    assert oc("volume", "ls").stdout == ("DRIVER    VOLUME NAME\n"
+                                         "local     nc\n"
+                                         "local     tv\n")
+    assert oc("volume", "ls", "-q", "--filter", "dangling=true").stdout == "tv\n"
+    assert oc("volume", "ls", "-q", "--filter", "dangling=false").stdout == "nc\n"
+    oc("rm", "-f", "nc")
+    assert oc("volume", "rm", "tv", "nc").stdout == "tv\nnc\n"
 
 
 def test_image_volumes(oc: Ocish, vol_image: str, host_side: Path) -> None:
@@ -114,7 +133,9 @@ def test_image_volumes(oc: Ocish, vol_image: str, host_side: Path) -> None:
     that are symlinks out of the rootfs resolve inside it: nothing of the host is copied in,
     nothing the container writes lands on the host; rm -v removes them."""
     run_image(oc, vol_image, "-d", "--name", "a", "--", "sh", "-c",
-              "echo w > /evil/x; echo w > /evil2/x; exec sleep 1000")
+              "readlink /evil > /data/links; readlink /evil2 >> /data/links; "
+              "echo w > /evil/x; echo w > /evil2/x; "
+              "exec sleep 1000")
     info = oc.inspect("a")
     mounts = {m["Destination"]: m for m in info["Mounts"]}  # type: ignore[attr-defined]
     assert sorted(mounts) == ["/data", "/evil", "/evil2"]
@@ -123,6 +144,9 @@ def test_image_volumes(oc: Ocish, vol_image: str, host_side: Path) -> None:
         assert m["Type"] == "volume" and len(m["Name"]) == 64 and m["RW"]
     assert sorted(volumes(oc)) == sorted(m["Name"] for m in mounts.values())
     assert Path(mounts["/data"]["Source"], "hello.txt").read_text() == "hello\n"
+    links = Path(mounts["/data"]["Source"], "links")
+    wait_for(lambda: links.exists() and links.read_text().count("\n") == 2, "readlink")
+    assert links.read_text().split() == [str(host_side), "../" * 10 + ".." + str(host_side)]
     assert os.readlink(Path(mounts["/data"]["Source"], "hello-sym")) == "hello.txt"
     assert sorted(os.listdir(host_side)) == ["secret"]
     for dst in ("/evil", "/evil2"):
