@@ -53,7 +53,7 @@ def copy_up(rootfs: str, path: str, dest: str) -> bool:
     try:
         dst = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            _copy_dir(src, dst, 0, {}, dst)
+            _copy_dir(src, dst, 0, {})
             _attrs(os.fstat(src), dst)
         finally:
             os.close(dst)
@@ -70,8 +70,8 @@ def _attrs(st: os.stat_result, fd: int) -> None:
     os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def _copy_dir(src: int, dst: int, depth: int, links: dict[tuple[int, int], tuple[int, str]],
-              top: int) -> None:
+def _copy_dir(src: int, dst: int, depth: int, links: dict[tuple[int, int], tuple[int, str]]
+              ) -> None:
     if depth > MAX_DEPTH:
         raise OcishError(f"copy-up: directories nested deeper than {MAX_DEPTH}")
     for name in os.listdir(src):
@@ -85,7 +85,7 @@ def _copy_dir(src: int, dst: int, depth: int, links: dict[tuple[int, int], tuple
                 d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                             dir_fd=dst)
                 try:
-                    _copy_dir(s, d, depth + 1, links, top)
+                    _copy_dir(s, d, depth + 1, links)
                     _attrs(st, d)
                 finally:
                     os.close(d)
