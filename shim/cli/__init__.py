@@ -23,6 +23,7 @@ from . import (
     registrycmds,
     updatecmds,
     usagecmds,
+    volumecmds,
 )
 
 TYPE_CHECKING = False  # not typing's: typing costs every command ms
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     filecmds.register(sub)
     observecmds.register(sub)
     updatecmds.register(sub)
+    volumecmds.register(sub)
     return p
 
 

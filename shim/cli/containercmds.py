@@ -67,7 +67,8 @@ def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
                    "user": args.user, "network": args.network, "rm": args.rm,
                    "detach": detach, "cgroup_parent": args.cgroup_parent,
                    "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout,
-                   "security_opt": args.security_opt or []}
+                   "security_opt": args.security_opt or [], "volumes": args.volume or [],
+                   "mount": args.mount or [], "tmpfs": args.tmpfs or []}
         options.update(_log_options(args))
         options.update(flags)
         return lifecycle.create(st, image_id, args.image, options,
@@ -111,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if sock is not None:
             sock.close()  # type: ignore[attr-defined]
         if args.rm:
-            lifecycle.remove(st, ctr, force=True)
+            lifecycle.remove(st, ctr, force=True, volumes=True)
         exc.status = 125 if exc.status == 1 else exc.status
         raise
     if args.detach:
@@ -213,7 +214,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
     st = _storage(args)
     return _each(args.containers, lambda c: lifecycle.remove(st, records.find(st, c),
-                                                             args.force))
+                                                             args.force, args.volumes))
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -278,6 +279,11 @@ def _run_options(p: Any) -> None:
     p.add_argument("--log-opt", action="append", metavar="max-size=SIZE",
                    help="the log's maximum size (conmon's --log-size-max)")
     flagopts.add_options(p)
+    p.add_argument("-v", "--volume", action="append", metavar="[SRC:]DST[:OPTS]",
+                   help="a named volume, a bind of a host path, or an anonymous volume")
+    p.add_argument("--mount", action="append", metavar="type=bind|volume|tmpfs,...",
+                   help="a mount, with Docker's --mount keys")
+    p.add_argument("--tmpfs", action="append", metavar="DST[:OPTS]", help="a tmpfs mount")
     regopts.add_options(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")
@@ -310,6 +316,8 @@ def _register(sub: Any, ls_name: str) -> None:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p = _add(sub, "rm", cmd_rm, "remove containers")
     p.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    p.add_argument("-v", "--volumes", action="store_true",
+                   help="remove the container's anonymous volumes too")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p = _add(sub, "wait", cmd_wait, "wait for containers to exit, print their statuses")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from ..storage.root import Storage
+from ..volumes import attach
 from . import lifecycle
 from .records import Container
 
@@ -91,6 +92,7 @@ def host_config(st: Storage, ctr: Container) -> dict[str, Any]:
         "OomKillDisable": False, "PidsLimit": None, "Ulimits": None,
         "MaskedPaths": list(_spec_list("MASKED_PATHS")),
         "ReadonlyPaths": list(_spec_list("READONLY_PATHS")),
+        **attach.host_config(o),
     }
 
 
@@ -150,8 +152,8 @@ def dir_size(path: str) -> int:
 
 
 def mounts(st: Storage, ctr: Container) -> list[dict[str, Any]]:
-    """Docker's Mounts (volumes and binds: what the volumes part records in the options)."""
-    return list(ctr.options.get("mounts_inspect") or [])
+    """Docker's Mounts: the container's volumes, binds and tmpfs mounts."""
+    return attach.inspect_mounts(st, ctr.options)
 
 
 def labels(ctr: Container) -> dict[str, str]:
@@ -171,7 +173,7 @@ def config(st: Storage, ctr: Container) -> dict[str, Any]:
         "Tty": bool(o.get("tty")), "OpenStdin": bool(o.get("interactive")),
         "StdinOnce": bool(o.get("interactive")) and not o.get("detach"), "Env": o["env"],
         "Cmd": o.get("cmd") or image_config.get("Cmd"), "Image": ctr.image,
-        "Volumes": image_config.get("Volumes"), "WorkingDir": o["workdir"],
+        "Volumes": attach.config_volumes(o), "WorkingDir": o["workdir"],
         "Entrypoint": [o["entrypoint"]] if o.get("entrypoint") else
         image_config.get("Entrypoint"),
         "OnBuild": None, "Labels": labels(ctr), "StopSignal": o.get("stop_signal"),

@@ -86,8 +86,11 @@ def create(st: Storage, image_id: str, image: str, options: dict[str, Any], runt
                "stop_signal": options.get("stop_signal") or config.get("StopSignal") or
                "SIGTERM", "image_config": config}
     options.update(spec.security_options(options.get("security_opt") or []))
-    records.insert(st, {"id": cid, "name": name, "image_id": image_id, "image": image,
-                        "created": now(), "options": options, "runtime": runtime})
+    from ..volumes import attach
+
+    with attach.claimed(st, options, config) as volumes_made:
+        records.insert(st, {"id": cid, "name": name, "image_id": image_id, "image": image,
+                            "created": now(), "options": options, "runtime": runtime})
     ctr = records.get(st, cid)
     assert ctr is not None
     with locked(st, cid):
@@ -97,6 +100,7 @@ def create(st: Storage, image_id: str, image: str, options: dict[str, Any], runt
             # after a create the monitor reported failed, it runs its exit command (which
             # waits for this lock): nothing to wait for
             _teardown(st, ctr, wait_create=not isinstance(exc, conmon.CreateError))
+            attach.drop(st, volumes_made)
             raise
     return records.get(st, cid) or ctr
 
@@ -118,6 +122,7 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
     import json
 
     from ..images import records as images
+    from ..volumes.attach import oci_mounts
 
     opts = ctr.options
     base = ctr.dir(st)
@@ -148,7 +153,8 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
                            cgroups_path=f"{opts.get('cgroup_parent') or '/ocish'}/{ctr.id}",
                            seccomp_profile=None if opts["seccomp"] == "unconfined" else
                            seccomp.load(opts["seccomp"]),
-                           no_new_privileges=opts["no_new_privileges"])
+                           no_new_privileges=opts["no_new_privileges"],
+                           extra_mounts=oci_mounts(st, opts.get("mounts") or [], rootfs))
     hostconfig.apply(config, opts, rootfs)
     _write(os.path.join(p.bundle, "config.json"), json.dumps(config, indent=1))
     rt = runtime_of(st, ctr)
@@ -319,6 +325,10 @@ def cleanup(st: Storage, cid: str, remove: bool = False, exit_code: int | None =
         if remove:
             records.record_exit(st, cid, code)
             _teardown(st, ctr)
+    if remove:  # Docker's --rm takes the anonymous volumes too
+        from ..volumes.attach import remove_anonymous
+
+        remove_anonymous(st, ctr.options)
 
 
 def exit_time(p: conmon.Paths) -> str:
@@ -329,8 +339,9 @@ def exit_time(p: conmon.Paths) -> str:
         return now()
 
 
-def remove(st: Storage, ctr: Container, force: bool) -> None:
-    """Remove a container (``-f``: killing it first if it runs)."""
+def remove(st: Storage, ctr: Container, force: bool, volumes: bool = False) -> None:
+    """Remove a container (``-f``: killing it first if it runs; *volumes*: with its anonymous
+    volumes)."""
     from .state import refresh
 
     ctr = refresh(st, ctr)
@@ -343,3 +354,7 @@ def remove(st: Storage, ctr: Container, force: bool) -> None:
     with locked(st, ctr.id):
         if records.get(st, ctr.id) is not None:
             _teardown(st, ctr)
+    if volumes:
+        from ..volumes.attach import remove_anonymous
+
+        remove_anonymous(st, ctr.options)

@@ -72,8 +72,10 @@ def user(spec: str) -> dict[str, Any]:
 def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,
              hostname: str, network: str, rootfs: str, etc_files: dict[str, str],
              cgroups_path: str, seccomp_profile: dict[str, Any] | None = None,
-             no_new_privileges: bool = False) -> dict[str, Any]:
-    """The runtime spec (config.json) of a container."""
+             no_new_privileges: bool = False,
+             extra_mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The runtime spec (config.json) of a container; *extra_mounts* (volumes, binds, tmpfs)
+    come last and replace the defaults and generated /etc files at their destinations."""
     if network not in NETWORKS:
         raise OcishError(f"--network {network!r}: only 'none' and 'host' exist yet "
                          "(bridge networks are not implemented)", status=125)
@@ -106,6 +108,9 @@ def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,
     for dest, src in sorted(etc_files.items()):
         mounts.append({"destination": dest, "type": "bind", "source": src,
                        "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]})
+    if extra_mounts:
+        taken = {m["destination"] for m in extra_mounts}
+        mounts = [m for m in mounts if m["destination"] not in taken] + extra_mounts
     devices = [{"allow": False, "access": "rwm"}] + [
         {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
         for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2),

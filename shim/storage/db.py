@@ -5,7 +5,8 @@ Tables: images (id = config digest), manifests (each points at one image), manif
 repo_digests (name@digest -> manifest), snapshots (one per chain ID), containers (one row per
 container: its options and what ocish last learnt of its state) and container_exits (the exit
 status of containers removed on exit, kept a while for the ``run --rm`` that waits for it, as
-podman does).
+podman does) and volumes (one per named or anonymous volume: its labels, driver options and
+whether it still waits for its first copy-up from an image).
 """
 
 from __future__ import annotations
@@ -83,6 +84,15 @@ CREATE TABLE IF NOT EXISTS container_exits (
     id TEXT PRIMARY KEY,
     exit_code INTEGER NOT NULL,
     recorded REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,
+    driver TEXT NOT NULL DEFAULT 'local',
+    created TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    options TEXT NOT NULL DEFAULT '{}',
+    anonymous INTEGER NOT NULL DEFAULT 0,
+    needs_copy INTEGER NOT NULL DEFAULT 1
 );
 """
 
