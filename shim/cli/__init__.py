@@ -13,7 +13,7 @@ import os
 import sys
 
 from ..errors import OcishError
-from . import archivecmds, containercmds, imagecmds, misc, registrycmds, usagecmds
+from . import archivecmds, containercmds, imagecmds, interactcmds, misc, registrycmds, usagecmds
 
 TYPE_CHECKING = False  # not typing's: typing costs every command ms
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     archivecmds.register(sub)
     usagecmds.register(sub)
     containercmds.register(sub)
+    interactcmds.register(sub)
     return p
 
 

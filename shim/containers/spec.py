@@ -45,12 +45,18 @@ def command(image_config: dict[str, Any], entrypoint: str | None, cmd: list[str]
 def env(image_config: dict[str, Any], extra: list[str], hostname: str) -> list[str]:
     """The image's Env overridden by ``-e`` (``NAME`` alone takes ocish's own value, as
     Docker's does), with PATH and HOSTNAME as Docker sets them."""
-    import os
-
     out: dict[str, str] = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
     for item in list(image_config.get("Env") or []):
         k, _, v = str(item).partition("=")
         out[k] = v
+    apply_env(out, extra)
+    return [f"{k}={v}" for k, v in out.items()]
+
+
+def apply_env(out: dict[str, str], extra: list[str]) -> None:
+    """``-e NAME=VALUE`` sets, ``-e NAME`` takes ocish's own value (if it has one)."""
+    import os
+
     for item in extra:
         k, sep, v = item.partition("=")
         if not k:
@@ -59,7 +65,6 @@ def env(image_config: dict[str, Any], extra: list[str], hostname: str) -> list[s
             out[k] = v
         elif k in os.environ:
             out[k] = os.environ[k]
-    return [f"{k}={v}" for k, v in out.items()]
 
 
 def user(spec: str) -> dict[str, Any]:
