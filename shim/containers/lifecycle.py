@@ -147,7 +147,9 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
                            cgroups_path=f"{opts.get('cgroup_parent') or '/ocish'}/{ctr.id}",
                            seccomp_profile=None if opts["seccomp"] == "unconfined" else
                            seccomp.load(opts["seccomp"]),
-                           no_new_privileges=opts["no_new_privileges"])
+                           no_new_privileges=opts["no_new_privileges"],
+                           terminal=bool(opts.get("tty")),
+                           console_size=opts.get("console_size"))
     _write(os.path.join(p.bundle, "config.json"), json.dumps(config, indent=1))
     rt = runtime_of(st, ctr)
     os.makedirs(rt.root, mode=0o700, exist_ok=True)
@@ -159,7 +161,9 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
 
     try:
         pid = conmon.spawn(ctr.id, ctr.name, rt.path, rt.root, p, [*exit_command, ctr.id],
-                           started)
+                           started, terminal=bool(opts.get("tty")),
+                           stdin=bool(opts.get("interactive")),
+                           leave_stdin_open=not opts.get("stdin_once"))
     except conmon.CreateError as exc:
         exc.status = exit_status_of_error(str(exc))
         raise

@@ -81,8 +81,10 @@ def user(spec: str) -> dict[str, Any]:
 def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,
              hostname: str, network: str, rootfs: str, etc_files: dict[str, str],
              cgroups_path: str, seccomp_profile: dict[str, Any] | None = None,
-             no_new_privileges: bool = False) -> dict[str, Any]:
-    """The runtime spec (config.json) of a container."""
+             no_new_privileges: bool = False, terminal: bool = False,
+             console_size: list[int] | None = None) -> dict[str, Any]:
+    """The runtime spec (config.json) of a container (*console_size*: the terminal's rows and
+    columns when it starts)."""
     if network not in NETWORKS:
         raise OcishError(f"--network {network!r}: only 'none' and 'host' exist yet "
                          "(bridge networks are not implemented)", status=125)
@@ -133,10 +135,10 @@ def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,
         from .seccomp import to_spec
 
         linux["seccomp"] = to_spec(seccomp_profile, caps)
-    return {
+    config: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": False, "user": user(user_spec), "args": args, "env": env_list,
+            "terminal": terminal, "user": user(user_spec), "args": args, "env": env_list,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": no_new_privileges,
@@ -146,6 +148,9 @@ def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,
         "mounts": mounts,
         "linux": linux,
     }
+    if terminal and console_size:
+        config["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
+    return config
 
 
 def etc_hosts(hostname: str, network: str) -> str:

@@ -1,5 +1,5 @@
 """ocish's interaction with containers, for real on ocirt and runc: exec (output, status,
--e/-u/-w, -d, -it under a pty), run -i with piped stdin."""
+-e/-u/-w, -d, -it under a pty), run -i/-t, attach and detach keys, start -ai, --sig-proxy."""
 
 from __future__ import annotations
 
@@ -7,21 +7,23 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import termios
 import time
 
-from container_support import Ocish, wait_for
+from container_support import CGROUP_PARENT, Ocish, wait_for
 from shim_support import one_line_error
 
 pytest_plugins = ["shim_fixtures", "container_fixtures"]
 
 
-def _pty_run(argv: list[str], feed: bytes, rows: int = 33, cols: int = 77,
-             until: bytes = b"") -> tuple[int, bytes]:
-    """Run *argv* with a new pty as its terminal (of *rows* x *cols*), type *feed* once
-    *until* has been output, and read until it exits; (status, output)."""
+def _pty_run(argv: list[str], steps: list[tuple[bytes, bytes]], rows: int = 33,
+             cols: int = 77) -> tuple[int, bytes]:
+    """Run *argv* with a new pty of *rows* x *cols* as its terminal; for each (until, feed)
+    of *steps*, type *feed* once *until* has been output; read until it exits;
+    (status, output)."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: its stdio is the pty's other side
         try:
@@ -30,13 +32,12 @@ def _pty_run(argv: list[str], feed: bytes, rows: int = 33, cols: int = 77,
         finally:
             os._exit(127)
     out = b""
-    fed = not feed
+    steps = list(steps)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            if not fed and until in out:
-                os.write(fd, feed)
-                fed = True
+            while steps and steps[0][0] in out:
+                os.write(fd, steps.pop(0)[1])
             r, _, _ = select.select([fd], [], [], 1)
             if r:
                 try:
@@ -108,7 +109,7 @@ def test_exec_interactive_pipe(oc: Ocish) -> None:
 def test_exec_it_under_a_pty(oc: Ocish) -> None:
     _web(oc)
     status, out = _pty_run([*oc.argv(), "exec", "-it", "web", "sh"],
-                           b"tty; stty size; exit 5\n", until=b"#")
+                           [(b"#", b"tty; stty size; exit 5\n")])
     assert status == 5, out
     assert b"/dev/pts/" in out and b"33 77" in out
     oc("rm", "-f", "web")
@@ -119,3 +120,89 @@ def test_run_i_piped_stdin(oc: Ocish) -> None:
                           "sh", "-c", "cat; echo end"], input="hi\n", capture_output=True,
                          text=True, timeout=300)
     assert (res.returncode, res.stdout) == (0, "hi\nend\n"), res.stderr
+
+
+def _run_argv(oc: Ocish, *args: str) -> list[str]:
+    return [*oc.argv(), "run", "--tls-verify=false", "--cgroup-parent", CGROUP_PARENT, *args]
+
+
+def test_run_t_under_a_pty(oc: Ocish) -> None:
+    oc("pull", "--tls-verify=false", oc.image)
+    status, out = _pty_run(_run_argv(oc, "--rm", "-t", oc.image, "sh", "-c",
+                                     "tty; stty size; exit 4"), [])
+    assert status == 4, out
+    assert b"/dev/pts/0" in out and b"33 77" in out
+
+
+def test_run_it_exit_status(oc: Ocish) -> None:
+    oc("pull", "--tls-verify=false", oc.image)
+    status, out = _pty_run(_run_argv(oc, "--rm", "-it", oc.image, "sh"),
+                           [(b"#", b"echo $((6*7)); exit 6\n")])
+    assert status == 6 and b"42" in out, out
+
+
+def test_it_without_a_terminal(oc: Ocish) -> None:
+    res = oc.run("--rm", "-it", "IMAGE", "true", check=False)
+    assert res.returncode == 1
+    assert one_line_error(res) == "ocish: the input device is not a TTY"
+
+
+def test_attach_and_detach_keys(oc: Ocish) -> None:
+    oc.run("-dit", "--name", "box", "IMAGE", "sh")
+    status, out = _pty_run([*oc.argv(), "attach", "--detach-keys", "ctrl-a,x", "box"],
+                           [(b"", b"echo hel''lo\n"), (b"hello", b"\x01x")])
+    assert status == 1 and b"read escape sequence" in out, out
+    assert "Up " in oc("ps").stdout  # still running
+    # again, with the default keys, and the container's input still open
+    status, out = _pty_run([*oc.argv(), "attach", "box"],
+                           [(b"", b"echo ag''ain\n"), (b"again", b"\x10\x11")])
+    assert status == 1 and b"again" in out, out
+    status, out = _pty_run([*oc.argv(), "attach", "box"], [(b"", b"exit 9\n")])
+    assert status == 9, out
+    assert oc("wait", "box").stdout == "9\n"
+    oc("rm", "box")
+
+
+def test_attach_stopped(oc: Ocish) -> None:
+    oc.run("--name", "done", "IMAGE", "true")
+    res = oc("attach", "done", check=False)
+    assert res.returncode == 1 and "start it first" in one_line_error(res)
+    oc("rm", "done")
+
+
+def test_start_ai(oc: Ocish) -> None:
+    oc("pull", "--tls-verify=false", oc.image)
+    oc("create", "-it", "--name", "c", "--tls-verify=false", "--cgroup-parent", CGROUP_PARENT,
+       oc.image, "sh")
+    status, out = _pty_run([*oc.argv(), "start", "-ai", "c"],
+                           [(b"#", b"echo $((5*5)); exit 7\n")])
+    assert status == 7 and b"25" in out, out
+    # again: an exited container gets a new monitor, attached to as soon as it runs
+    status, out = _pty_run([*oc.argv(), "start", "-ai", "c"],
+                           [(b"#", b"echo $((4*4)); exit 8\n")])
+    assert status == 8 and b"16" in out, out
+    oc("rm", "c")
+
+
+def test_sig_proxy(oc: Ocish) -> None:
+    oc("pull", "--tls-verify=false", oc.image)
+    script = 'trap "echo got; exit 5" TERM; echo ready; while :; do sleep 0.1; done'
+    for proxy in ("true", "false"):
+        proc = subprocess.Popen(_run_argv(oc, f"--sig-proxy={proxy}", "--name", "sp",
+                                          oc.image, "sh", "-c", script),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if proxy == "true":
+            assert (proc.returncode, out) == (5, "got\n")
+            assert oc("ps", "-a").stdout.count("Exited (5)") == 1
+        else:
+            assert proc.returncode == -signal.SIGTERM
+            assert "Up " in oc("ps").stdout  # the container did not get it
+        oc("rm", "-f", "sp")
