@@ -18,6 +18,7 @@ from . import (
     containercmds,
     filecmds,
     imagecmds,
+    interactcmds,
     misc,
     observecmds,
     registrycmds,
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     observecmds.register(sub)
     updatecmds.register(sub)
     volumecmds.register(sub)
+    interactcmds.register(sub)
     return p
 
 

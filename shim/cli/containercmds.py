@@ -68,7 +68,10 @@ def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
                    "detach": detach, "cgroup_parent": args.cgroup_parent,
                    "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout,
                    "security_opt": args.security_opt or [], "volumes": args.volume or [],
-                   "mount": args.mount or [], "tmpfs": args.tmpfs or []}
+                   "mount": args.mount or [], "tmpfs": args.tmpfs or [],
+                   "interactive": args.interactive, "tty": args.tty,
+                   "stdin_once": args.interactive and not detach,
+                   "console_size": _console_size(args.tty and not detach)}
         options.update(_log_options(args))
         options.update(flags)
         return lifecycle.create(st, image_id, args.image, options,
@@ -87,6 +90,15 @@ def _log_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"log_driver": driver, "log_opts": opts}
 
 
+def _console_size(tty: bool) -> tuple[int, int] | None:
+    """A foreground -t's terminal size, for the container's terminal from the start."""
+    if not tty:
+        return None
+    from ..containers.interact import terminal_size
+
+    return terminal_size(sys.stdin.fileno()) or terminal_size(sys.stdout.fileno())
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     """Create a container (not started)."""
     ctr = _create(args, _storage(args), True)
@@ -99,7 +111,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     status."""
     from ..containers import lifecycle
     from ..monitor import conmon
+    from . import interactcmds
 
+    keys = interactcmds.check_interactive(args, args.interactive and not args.detach,
+                                         args.tty)
     st = _storage(args)
     ctr = _create(args, st, args.detach)
     sock = None
@@ -118,8 +133,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         sys.stdout.write(ctr.id + "\n")
         return 0
-    _proxy_signals(st, ctr)
-    _relay(sock)
+    if interactcmds.attach_container(st, ctr, sock, stdin=True, keys=keys,
+                                     sig_proxy=args.sig_proxy):
+        return 0  # detached: the container runs on
     code = lifecycle.wait(st, ctr.id)
     if args.rm:  # gone when run returns, as Docker's (the exit command then finds nothing)
         lifecycle.cleanup(st, ctr.id, remove=True)
@@ -143,30 +159,15 @@ def _proxy_signals(st: Storage, ctr: Container) -> None:
         signal.signal(sig, forward)
 
 
-def _relay(sock: Any) -> None:
-    """Copy the container's output from the attach socket until the container ends."""
-    outs = {2: sys.stdout.buffer, 3: sys.stderr.buffer}
-    with sock:
-        while True:
-            try:
-                packet = sock.recv(8193)
-            except InterruptedError:
-                continue
-            except OSError:
-                return
-            if not packet:
-                return
-            out = outs.get(packet[0])
-            if out is not None:
-                out.write(packet[1:])
-                out.flush()
-
-
 def cmd_start(args: argparse.Namespace) -> int:
     """Start containers."""
     from ..containers import lifecycle, records
 
     st = _storage(args)
+    if args.attach or args.interactive:
+        from . import interactcmds
+
+        return interactcmds.start_attached(args, st)
 
     def one(name: str) -> None:
         ctr = records.find(st, name)
@@ -284,9 +285,25 @@ def _run_options(p: Any) -> None:
     p.add_argument("--mount", action="append", metavar="type=bind|volume|tmpfs,...",
                    help="a mount, with Docker's --mount keys")
     p.add_argument("--tmpfs", action="append", metavar="DST[:OPTS]", help="a tmpfs mount")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="keep the container's stdin open (fed from ocish's)")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    p.add_argument("--detach-keys", default=None,
+                   help="the keys that detach (default ctrl-p,ctrl-q)")
+    p.add_argument("--sig-proxy", type=_bool, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="send ocish's signals to the container (default "
+                   "true)")
     regopts.add_options(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
 
 
 def _add(sub: Any, name: str, func: Any, help_text: str, **kw: Any) -> Any:
@@ -306,6 +323,11 @@ def _register(sub: Any, ls_name: str) -> None:
     p.add_argument("--help", action="help", help="show this help message and exit")
     _run_options(p)
     p = _add(sub, "start", cmd_start, "start containers")
+    p.add_argument("-a", "--attach", action="store_true", help="attach to its output and "
+                   "exit with its status")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach its stdin")
+    p.add_argument("--detach-keys", default=None,
+                   help="the keys that detach (default ctrl-p,ctrl-q)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p = _add(sub, "stop", cmd_stop, "stop containers")
     p.add_argument("-t", "--time", type=int, default=None,

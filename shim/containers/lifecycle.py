@@ -154,7 +154,9 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
                            seccomp_profile=None if opts["seccomp"] == "unconfined" else
                            seccomp.load(opts["seccomp"]),
                            no_new_privileges=opts["no_new_privileges"],
-                           extra_mounts=oci_mounts(st, opts.get("mounts") or [], rootfs))
+                           extra_mounts=oci_mounts(st, opts.get("mounts") or [], rootfs),
+                           terminal=bool(opts.get("tty")),
+                           console_size=opts.get("console_size"))
     hostconfig.apply(config, opts, rootfs)
     _write(os.path.join(p.bundle, "config.json"), json.dumps(config, indent=1))
     rt = runtime_of(st, ctr)
@@ -169,7 +171,10 @@ def _spawn(st: Storage, ctr: Container, exit_command: list[str]) -> None:
         max_size = (opts.get("log_opts") or {}).get("max-size")
         pid = conmon.spawn(ctr.id, ctr.name, rt.path, rt.root, p, [*exit_command, ctr.id],
                            started, log_driver=opts.get("log_driver") or "k8s-file",
-                           log_size_max=size_bytes(max_size) if max_size else None)
+                           log_size_max=size_bytes(max_size) if max_size else None,
+                           terminal=bool(opts.get("tty")),
+                           stdin=bool(opts.get("interactive")),
+                           leave_stdin_open=not opts.get("stdin_once"))
     except conmon.CreateError as exc:
         exc.status = exit_status_of_error(str(exc))
         raise

@@ -45,12 +45,18 @@ def command(image_config: dict[str, Any], entrypoint: str | None, cmd: list[str]
 def env(image_config: dict[str, Any], extra: list[str], hostname: str) -> list[str]:
     """The image's Env overridden by ``-e`` (``NAME`` alone takes ocish's own value, as
     Docker's does), with PATH and HOSTNAME as Docker sets them."""
-    import os
-
     out: dict[str, str] = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
     for item in list(image_config.get("Env") or []):
         k, _, v = str(item).partition("=")
         out[k] = v
+    apply_env(out, extra)
+    return [f"{k}={v}" for k, v in out.items()]
+
+
+def apply_env(out: dict[str, str], extra: list[str]) -> None:
+    """``-e NAME=VALUE`` sets, ``-e NAME`` takes ocish's own value (if it has one)."""
+    import os
+
     for item in extra:
         k, sep, v = item.partition("=")
         if not k:
@@ -59,7 +65,6 @@ def env(image_config: dict[str, Any], extra: list[str], hostname: str) -> list[s
             out[k] = v
         elif k in os.environ:
             out[k] = os.environ[k]
-    return [f"{k}={v}" for k, v in out.items()]
 
 
 def user(spec: str) -> dict[str, Any]:
@@ -73,9 +78,11 @@ def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,
              hostname: str, network: str, rootfs: str, etc_files: dict[str, str],
              cgroups_path: str, seccomp_profile: dict[str, Any] | None = None,
              no_new_privileges: bool = False,
-             extra_mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             extra_mounts: list[dict[str, Any]] | None = None, terminal: bool = False,
+             console_size: list[int] | None = None) -> dict[str, Any]:
     """The runtime spec (config.json) of a container; *extra_mounts* (volumes, binds, tmpfs)
-    come last and replace the defaults and generated /etc files at their destinations."""
+    come last and replace the defaults and generated /etc files at their destinations;
+    *console_size*: the terminal's rows and columns when it starts."""
     if network not in NETWORKS:
         raise OcishError(f"--network {network!r}: only 'none' and 'host' exist yet "
                          "(bridge networks are not implemented)", status=125)
@@ -129,10 +136,10 @@ def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,
         from .seccomp import to_spec
 
         linux["seccomp"] = to_spec(seccomp_profile, caps)
-    return {
+    config: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": False, "user": user(user_spec), "args": args, "env": env_list,
+            "terminal": terminal, "user": user(user_spec), "args": args, "env": env_list,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": no_new_privileges,
@@ -142,6 +149,9 @@ def generate(*, args: list[str], env_list: list[str], cwd: str, user_spec: str,
         "mounts": mounts,
         "linux": linux,
     }
+    if terminal and console_size:
+        config["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
+    return config
 
 
 def etc_hosts(hostname: str, network: str) -> str:

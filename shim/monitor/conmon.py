@@ -41,13 +41,18 @@ class Paths:
 
 def spawn(cid: str, name: str, runtime: str, runtime_root: str, paths: Paths,
           exit_command: list[str], started: Callable[[int], None], log_driver: str = "k8s-file",
-          log_size_max: int | None = None) -> int:
+          log_size_max: int | None = None, terminal: bool = False, stdin: bool = False,
+          leave_stdin_open: bool = False) -> int:
     """Start conmon for the container *cid* and wait for the runtime's ``create``; returns
     the container's init pid. *started* gets the monitor's pid as soon as it is known, before
     the runtime's create is done (so that a caller killed meanwhile has recorded it). On
     failure conmon has exited and the runtime has cleaned up; the error carries the runtime's
     message. *log_driver* 'none' writes no log; any other is conmon's k8s-file, at most
-    *log_size_max* bytes (conmon truncates it when full)."""
+    *log_size_max* bytes (conmon truncates it when full). *terminal*: the container's stdio
+    is a pty (conmon's console socket; stdin goes to it whenever an attached client writes);
+    else *stdin*: a pipe fed from the attach socket, closed when a client that wrote leaves,
+    unless *leave_stdin_open* (podman's choice: -i is only for the pipe, a terminal never has
+    its stdin closed)."""
     if not os.access(CONMON, os.X_OK):
         raise OcishError(f"{CONMON} not found: install Debian's conmon package")
     for d in (paths.exit_dir, paths.sockets):
@@ -64,6 +69,10 @@ def spawn(cid: str, name: str, runtime: str, runtime_root: str, paths: Paths,
         cmd += ["--log-size-max", str(log_size_max)]
     for arg in exit_command[1:]:
         cmd += ["--exit-command-arg", arg]
+    if terminal:
+        cmd.append("-t")
+    elif stdin:
+        cmd += ["-i"] + (["--leave-stdin-open"] if leave_stdin_open else [])
     env = {k: v for k, v in os.environ.items()
            if k not in ("NOTIFY_SOCKET", "_OCI_SYNCPIPE", "_OCI_STARTPIPE", "LISTEN_FDS",
                         "LISTEN_PID")}
@@ -183,3 +192,19 @@ def attach(paths: Paths) -> object:
         return s
     finally:
         os.close(dfd)
+
+
+def resize(paths: Paths, rows: int, cols: int) -> None:
+    """Set the container's terminal size through conmon's ``winsz`` fifo in the bundle (what
+    podman writes); nothing if no conmon reads it."""
+    try:
+        fd = os.open(os.path.join(paths.bundle, "winsz"), os.O_WRONLY | os.O_NONBLOCK |
+                     os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"{rows} {cols}\n".encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
