@@ -13,7 +13,15 @@ import os
 import sys
 
 from ..errors import OcishError
-from . import archivecmds, containercmds, imagecmds, misc, registrycmds, usagecmds
+from . import (
+    archivecmds,
+    containercmds,
+    eventcmds,
+    imagecmds,
+    misc,
+    registrycmds,
+    usagecmds,
+)
 
 TYPE_CHECKING = False  # not typing's: typing costs every command ms
 if TYPE_CHECKING:
@@ -55,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     archivecmds.register(sub)
     usagecmds.register(sub)
     containercmds.register(sub)
+    eventcmds.register(sub)
     return p
 
 
