@@ -18,6 +18,7 @@ from . import (
     containercmds,
     eventcmds,
     imagecmds,
+    lifecyclecmds,
     misc,
     registrycmds,
     usagecmds,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     archivecmds.register(sub)
     usagecmds.register(sub)
     containercmds.register(sub)
+    lifecyclecmds.register(sub)
     eventcmds.register(sub)
     return p
 

@@ -47,12 +47,16 @@ def _image(st: Storage, args: argparse.Namespace) -> str:
     sys.stderr.write(f"Unable to find image '{args.image}' locally\n")
     client = regopts.client(args, ref.registry, ref.repository)
     pull(st, client, ref, platforms.host(), out=sys.stderr)
+    from .imagecmds import image_event
+
+    image_event(st, "pull", str(ref))
     return records.resolve(st, args.image)
 
 
 def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
     from ..containers import lifecycle
     from ..runtime.driver import resolve
+    from . import lifecyclecmds
     from .misc import runtime_path
 
     try:
@@ -63,6 +67,7 @@ def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
                    "detach": detach, "cgroup_parent": args.cgroup_parent,
                    "stop_signal": args.stop_signal, "stop_timeout": args.stop_timeout,
                    "security_opt": args.security_opt or []}
+        options.update(lifecyclecmds.run_options(args))
         return lifecycle.create(st, image_id, args.image, options,
                                 resolve(runtime_path(args)), _exit_command(st, args.rm))
     except OcishError as exc:
@@ -214,13 +219,18 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return _each(args.containers, one, echo=False)
 
 
-def _status(ctr: Container) -> str:
+def _status(st: Storage, ctr: Container) -> str:
     import time
 
+    from ..containers.control import status_suffix
     from .output import human_duration, parse_time
 
     if ctr.status == "running":
-        return "Up " + human_duration(time.time() - (parse_time(ctr.started) or time.time()))
+        return "Up " + human_duration(time.time() - (parse_time(ctr.started) or time.time())) \
+            + status_suffix(st, ctr)
+    if ctr.status == "restarting":  # Docker's, from the last exit
+        ago = human_duration(time.time() - (parse_time(ctr.finished) or time.time()))
+        return f"Restarting ({ctr.exit_code}) {ago} ago"
     if ctr.status == "exited":
         ago = human_duration(time.time() - (parse_time(ctr.finished) or time.time()))
         return f"Exited ({ctr.exit_code}) {ago} ago"
@@ -236,7 +246,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     st = _storage(args)
     ctrs = [refresh(st, c) for c in records.all_containers(st)]
     if not args.all:
-        ctrs = [c for c in ctrs if c.status == "running"]
+        ctrs = [c for c in ctrs if c.status in ("running", "restarting")]
     ident = (lambda c: c.id) if args.no_trunc else (lambda c: c.id[:12])
     if args.quiet:
         sys.stdout.write("".join(ident(c) + "\n" for c in ctrs))
@@ -246,7 +256,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         command = " ".join(c.options["args"])
         if not args.no_trunc and len(command) > 20:
             command = command[:19] + "…"
-        rows.append([ident(c), c.image, f'"{command}"', since(c.created), _status(c), "",
+        rows.append([ident(c), c.image, f'"{command}"', since(c.created), _status(st, c), "",
                      c.name])
     table(sys.stdout, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS",
                        "NAMES"], rows)
@@ -309,7 +319,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     """The monitor's exit command: release what the exited container holds (-rm: remove it)."""
     from ..containers import lifecycle
 
-    lifecycle.cleanup(_storage(args), args.container, remove=args.rm)
+    st = _storage(args)
+    lifecycle.cleanup(st, args.container, remove=args.rm, exit_command=_exit_command(st, False))
     return 0
 
 
@@ -335,6 +346,9 @@ def _run_options(p: Any) -> None:
     p.add_argument("--security-opt", action="append", metavar="OPT",
                    help="seccomp=unconfined|FILE (default: /usr/share/containers/"
                         "seccomp.json), no-new-privileges")
+    from .lifecyclecmds import add_run_options
+
+    add_run_options(p)
     regopts.add_options(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")

@@ -17,7 +17,9 @@ def inspect(st: Storage, ctr: Container) -> dict[str, Any]:
     running = ctr.status == "running"
     p = lifecycle.paths(st, ctr)
     image_config = o.get("image_config") or {}
-    return {
+    from .control import inspect_state
+
+    return inspect_state(st, ctr, {
         "Id": ctr.id,
         "Created": ctr.created,
         "Path": o["args"][0],
@@ -62,4 +64,4 @@ def inspect(st: Storage, ctr: Container) -> dict[str, Any]:
         },
         "NetworkSettings": {"Networks": {o.get("network") or "none": {}}, "Ports": {},
                             "IPAddress": "", "Gateway": "", "MacAddress": ""},
-    }
+    })

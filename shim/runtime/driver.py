@@ -62,6 +62,14 @@ class Runtime:
         """Send *signal* to the container's init; False if it is no longer running."""
         return self._run("kill", cid, signal, check=False).returncode == 0
 
+    def pause(self, cid: str) -> None:
+        """Freeze the container's processes (its cgroup's freezer)."""
+        self._run("pause", cid)
+
+    def resume(self, cid: str) -> None:
+        """Thaw a paused container."""
+        self._run("resume", cid)
+
     def delete(self, cid: str) -> None:
         """Delete the container's runtime state (killing what is left of it)."""
         res = self._run("delete", "--force", cid, check=False)
