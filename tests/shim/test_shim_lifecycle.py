@@ -84,6 +84,10 @@ def test_container_prune(oc: Ocish) -> None:
     new = oc.run("-d", "--name", "new", "IMAGE", "true").stdout.strip()
     oc("wait", "new")
     oc.run("-d", "--name", "up", "IMAGE", "sleep", "1000")
+    res = oc("container", "prune", input="n\n")  # asks first; "n" removes nothing
+    assert res.stdout == ("WARNING! This will remove all stopped containers.\n"
+                          "Are you sure you want to continue? [y/N] ")
+    assert len(oc("ps", "-a", "-q").stdout.split()) == 3
     res = oc("container", "prune", "-f", "--filter", f"until={cut}")
     old_id = oc("ps", "-a", "-q", "--no-trunc").stdout  # "new" and "up" are left
     assert "old" not in oc("ps", "-a").stdout
@@ -296,3 +300,27 @@ def test_events(oc: Ocish) -> None:
     assert res.stdout.splitlines() == ["tag ev/tagged:1", "untag ev/tagged:1"]
     res = oc("events", "--since", "soon", check=False)
     assert "not a time" in one_line_error(res)
+
+
+def test_healthcheck_timeout(oc: Ocish) -> None:
+    oc.run("-d", "--name", "slow", "--health-cmd", "sleep 600", "--health-timeout", "1s",
+           "--health-interval", "1s", "--health-retries", "1", "IMAGE", "sleep", "1000")
+    wait_for(lambda: "(unhealthy)" in _ps_status(oc, "slow"), "unhealthy")
+    cid = str(oc.inspect("slow")["Id"])
+    entry = _state(oc, "slow")["Health"]["Log"][0]  # type: ignore[index]
+    assert (entry["ExitCode"], entry["Output"]) == (-1, "Health check exceeded timeout (1s)")
+    # each probe's process in the container is killed at its timeout: after two probes at
+    # most the one under way is left
+    wait_for(lambda: len(_state(oc, "slow")["Health"]["Log"]) >= 2,  # type: ignore[index,arg-type]
+             "a second probe")
+    probes = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"600" in (proc / "cmdline").read_bytes() and \
+                    cid in (proc / "cgroup").read_text():
+                probes.append(proc.name)
+        except OSError:
+            continue
+    assert len(probes) <= 1, probes
+    oc("rm", "-f", "slow")
+    _settle(oc)
