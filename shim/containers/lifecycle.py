@@ -295,12 +295,23 @@ def kill(st: Storage, ctr: Container, signal: str) -> None:
     ctr = refresh(st, ctr)
     if ctr.status != "running":
         raise OcishError(f"cannot kill container {ctr.id}: container {ctr.id} is not running")
-    if signal in ("SIGKILL", "9", ctr.options.get("stop_signal") or "SIGTERM"):
+    if _signum(signal) in (9, _signum(ctr.options.get("stop_signal") or "SIGTERM")):
         policy.user_stopped(st, ctr.id, True)  # Docker's ExitOnNext: no restart after this
     if not runtime_of(st, ctr).kill(ctr.id, signal):
         raise OcishError(f"cannot kill container {ctr.id}: the runtime could not signal it")
     control.thaw(st, ctr)
     events.container(st, ctr, "kill", signal=signal)
+
+
+def _signum(name: str) -> int | None:
+    """A signal's number from its number, name or name without SIG."""
+    import signal
+
+    if name.isdigit():
+        return int(name)
+    sig = getattr(signal, name.upper() if name.upper().startswith("SIG") else
+                  "SIG" + name.upper(), None)
+    return int(sig) if sig is not None else None
 
 
 def wait(st: Storage, cid: str, timeout: float | None = None) -> int | None:
