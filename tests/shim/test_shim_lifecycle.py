@@ -126,7 +126,7 @@ def test_on_failure_restarts_n_times(oc: Ocish) -> None:
 
     wait_for(done, "two restarts, then exited")
     # the last exit command finished without a third restart
-    wait_for(lambda: _exit_commands(oc) == [], "the end of the exit commands")
+    _settle_exit_commands(oc)
     info = oc.inspect("flaky")
     assert info["RestartCount"] == 2 and info["State"]["ExitCode"] == 3  # type: ignore[index]
     assert info["HostConfig"]["RestartPolicy"] == {  # type: ignore[index]
@@ -177,7 +177,7 @@ def test_always_restarts_unless_stopped_by_user(oc: Ocish) -> None:
     wait_for(restarted, "a restart after the init was killed")
     assert _state(oc, "svc")["StartedAt"] > first["StartedAt"]  # type: ignore[operator]
     oc("stop", "-t", "1", "svc")
-    wait_for(lambda: _exit_commands(oc) == [], "the end of the exit command")
+    _settle_exit_commands(oc)
     st = _state(oc, "svc")
     assert st["Status"] == "exited" and oc.inspect("svc")["RestartCount"] == 1
     assert "Exited (" in _ps_status(oc, "svc")
@@ -324,3 +324,35 @@ def test_healthcheck_timeout(oc: Ocish) -> None:
     assert len(probes) <= 1, probes
     oc("rm", "-f", "slow")
     _settle(oc)
+
+
+def test_stop_and_rm_during_the_restart_delay(oc: Ocish) -> None:
+    """A user's stop or rm -f while the exit command sleeps the back-off wins over the
+    restart. After 4 restarts the back-off is 1.6 s: long enough to catch."""
+    for name in ("a", "b"):
+        oc.run("-d", "--name", name, "--restart", "always", "IMAGE", "sh", "-c", "exit 1")
+
+    def waiting(name: str) -> bool:
+        info = oc.inspect(name)
+        return bool(info["State"]["Status"] == "restarting" and  # type: ignore[index]
+                    info["RestartCount"] >= 4)  # type: ignore[operator]
+
+    for name in ("a", "b"):
+        wait_for(lambda name=name: waiting(name), f"{name} restarting")  # type: ignore[misc]
+        assert "Restarting (1) " in _ps_status(oc, name)
+        if name == "a":
+            oc("stop", "a")
+        else:
+            oc("rm", "-f", "b")
+    _settle_exit_commands(oc)
+    info = oc.inspect("a")
+    assert info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 1  # type: ignore[index]
+    count = info["RestartCount"]
+    assert oc("ps", "-a", "--no-trunc").stdout.count("\n") == 2  # a only
+    assert oc.inspect("a")["RestartCount"] == count
+    oc("rm", "a")
+    _settle(oc)
+
+
+def _settle_exit_commands(oc: Ocish) -> None:
+    wait_for(lambda: _exit_commands(oc) == [], "the end of the exit commands")
