@@ -356,3 +356,24 @@ def test_stop_and_rm_during_the_restart_delay(oc: Ocish) -> None:
 
 def _settle_exit_commands(oc: Ocish) -> None:
     wait_for(lambda: _exit_commands(oc) == [], "the end of the exit commands")
+
+
+def test_event_log_rotates(oc: Ocish) -> None:
+    """Past 1 MiB the log becomes events.log.1 (the older one dropped); events reads both."""
+    log = oc.root / "events" / "events.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    old = {"status": "pull", "id": "old", "Type": "image", "Action": "pull",
+           "Actor": {"ID": "old", "Attributes": {"name": "old"}}, "scope": "local",
+           "time": 1000, "timeNano": 1000 * 10**9}
+    line = json.dumps(old) + "\n"
+    log.write_text(line * ((1 << 20) // len(line) + 1))
+    oc("pull", "-q", "--tls-verify=false", oc.image)  # appended, then rotated
+    oc("tag", oc.image, "rot/tagged:1")  # a new log
+    assert (log.parent / "events.log.1").stat().st_size > 1 << 20
+    assert log.read_text().count("\n") == 1
+    res = oc("events", "--since", "0", "--until", f"{time.time():.3f}", "--format",
+             "{{.Action}} {{.Actor.ID}}")
+    lines = res.stdout.splitlines()
+    assert lines[-2:] == [f"pull {oc.image}", "tag rot/tagged:1"]
+    assert set(lines[:-2]) == {"pull old"}
+    oc("rmi", "rot/tagged:1")
