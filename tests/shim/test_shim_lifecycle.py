@@ -96,7 +96,9 @@ def test_container_prune(oc: Ocish) -> None:
     assert len(lines[1]) == 64 and lines[1] not in old_id
     assert lines[3] == "Total reclaimed space: " + lines[3].split(": ")[1]
     assert lines[3] != "Total reclaimed space: 0B"  # /big was written to its upper dir
-    res = oc("container", "prune", "-f")
+    res = oc("container", "prune", "-f", "--filter", "label=no.such.label")
+    assert res.stdout == "Total reclaimed space: 0B\n"
+    res = oc("container", "prune", "-f", "--filter", "label!=no.such.label")
     assert res.stdout == f"Deleted Containers:\n{new}\n\nTotal reclaimed space: 0B\n"
     assert [ln.split()[-1] for ln in oc("ps", "-a").stdout.splitlines()[1:]] == ["up"]
     assert oc("container", "prune", "-f").stdout == "Total reclaimed space: 0B\n"
