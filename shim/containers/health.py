@@ -192,23 +192,50 @@ def _probe(st: Storage, ctr: Container, check: dict[str, Any]) -> dict[str, Any]
     proc = subprocess.Popen([rt.path, "--root", rt.root, "exec", "--process", base + ".json",
                              "--pid-file", base + ".pid", ctr.id], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = _Head(proc.stdout)
     try:
-        out, _ = proc.communicate(timeout=timeout)
-        code = proc.returncode
-        output = out[:MAX_OUTPUT].decode(errors="replace")
+        code = proc.wait(timeout=timeout)
+        out.join()
+        output = bytes(out.data).decode(errors="replace")
     except subprocess.TimeoutExpired:
         _kill_probe(base + ".pid")
         proc.kill()
-        proc.communicate()
+        proc.wait()
         code = -1
         output = f"Health check exceeded timeout ({_go(timeout)})"
     finally:
+        assert proc.stdout is not None
+        proc.stdout.close()
         for ext in (".json", ".pid"):
             try:
                 os.unlink(base + ext)
             except OSError:
                 pass
     return {"Start": start, "End": lifecycle.now(), "ExitCode": code, "Output": output}
+
+
+class _Head:
+    """The first MAX_OUTPUT bytes of a probe's output, the rest read and dropped (the
+    container is not trusted: its probe may write without end)."""
+
+    def __init__(self, stream: Any) -> None:
+        import threading
+
+        self.stream, self.data = stream, bytearray()
+        # a daemon thread: a process the probe left behind may hold the pipe open
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            while chunk := self.stream.read1(65536):
+                if len(self.data) < MAX_OUTPUT:
+                    self.data += chunk[:MAX_OUTPUT - len(self.data)]
+        except (OSError, ValueError):
+            pass
+
+    def join(self) -> None:
+        self.thread.join(timeout=1)
 
 
 def _kill_probe(pidfile: str) -> None:

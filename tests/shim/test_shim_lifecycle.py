@@ -379,3 +379,12 @@ def test_event_log_rotates(oc: Ocish) -> None:
     assert lines[-2:] == [f"pull {oc.image}", "tag rot/tagged:1"]
     assert set(lines[:-2]) == {"pull old"}
     oc("rmi", "rot/tagged:1")
+
+
+def test_healthcheck_output_is_capped(oc: Ocish) -> None:
+    oc.run("-d", "--name", "loud", "--health-cmd", "head -c 1000000 /dev/zero | tr '\\0' x",
+           "--health-interval", "1s", "IMAGE", "sleep", "1000")
+    wait_for(lambda: "(healthy)" in _ps_status(oc, "loud"), "healthy")
+    assert _state(oc, "loud")["Health"]["Log"][0]["Output"] == "x" * 4096  # type: ignore[index]
+    oc("rm", "-f", "loud")
+    _settle(oc)
