@@ -12,3 +12,23 @@ def human_size(size: float) -> str:
         size /= 1000
         i += 1
     return f"{size:.3g}{_UNITS[i]}"
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                   "h": 3600.0}
+
+
+def go_duration(text: str) -> float:
+    """A Go duration (``1m30s``, ``500ms``, ``2h``; a bare ``0``) in seconds; ValueError if it
+    is not one."""
+    import re
+
+    s = text.strip()
+    sign = -1.0 if s.startswith("-") else 1.0
+    s = s.lstrip("+-")
+    if s == "0":
+        return 0.0
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", s)
+    if not parts or "".join(n + u for n, u in parts) != s:
+        raise ValueError(f"invalid duration {text!r}")
+    return sign * sum(float(n) * _DURATION_UNITS[u] for n, u in parts)

@@ -16,9 +16,11 @@ from ..errors import OcishError
 from . import (
     archivecmds,
     containercmds,
+    eventcmds,
     filecmds,
     imagecmds,
     interactcmds,
+    lifecyclecmds,
     misc,
     observecmds,
     registrycmds,
@@ -72,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     updatecmds.register(sub)
     volumecmds.register(sub)
     interactcmds.register(sub)
+    lifecyclecmds.register(sub)
+    eventcmds.register(sub)
     return p
 
 

@@ -50,12 +50,16 @@ def _image(st: Storage, args: argparse.Namespace) -> str:
     client = regopts.client(args, ref.registry, ref.repository)
     want = platforms.parse(args.platform) if args.platform else platforms.host()
     pull(st, client, ref, want, out=sys.stderr)
+    from .imagecmds import image_event
+
+    image_event(st, "pull", str(ref))
     return records.resolve(st, args.image)
 
 
 def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
     from ..containers import lifecycle
     from ..runtime.driver import resolve
+    from . import lifecyclecmds
     from .misc import runtime_path
 
     try:
@@ -74,6 +78,7 @@ def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
                    "console_size": _console_size(args.tty and not detach)}
         options.update(_log_options(args))
         options.update(flags)
+        options.update(lifecyclecmds.run_options(args))
         return lifecycle.create(st, image_id, args.image, options,
                                 resolve(runtime_path(args)), _exit_command(st, args.rm))
     except OcishError as exc:
@@ -231,13 +236,18 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return _each(args.containers, one, echo=False)
 
 
-def _status(ctr: Container) -> str:
+def _status(st: Storage, ctr: Container) -> str:
     import time
 
+    from ..containers.control import status_suffix
     from .output import human_duration, parse_time
 
     if ctr.status == "running":
-        return "Up " + human_duration(time.time() - (parse_time(ctr.started) or time.time()))
+        return "Up " + human_duration(time.time() - (parse_time(ctr.started) or time.time())) \
+            + status_suffix(st, ctr)
+    if ctr.status == "restarting":  # Docker's, from the last exit
+        ago = human_duration(time.time() - (parse_time(ctr.finished) or time.time()))
+        return f"Restarting ({ctr.exit_code}) {ago} ago"
     if ctr.status == "exited":
         ago = human_duration(time.time() - (parse_time(ctr.finished) or time.time()))
         return f"Exited ({ctr.exit_code}) {ago} ago"
@@ -248,7 +258,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     """The monitor's exit command: release what the exited container holds (-rm: remove it)."""
     from ..containers import lifecycle
 
-    lifecycle.cleanup(_storage(args), args.container, remove=args.rm)
+    st = _storage(args)
+    lifecycle.cleanup(st, args.container, remove=args.rm, exit_command=_exit_command(st, False))
     return 0
 
 
@@ -293,6 +304,9 @@ def _run_options(p: Any) -> None:
     p.add_argument("--sig-proxy", type=_bool, nargs="?", const=True, default=True,
                    metavar="BOOL", help="send ocish's signals to the container (default "
                    "true)")
+    from .lifecyclecmds import add_run_options
+
+    add_run_options(p)
     regopts.add_options(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")

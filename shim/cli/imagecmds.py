@@ -26,6 +26,13 @@ def _storage(args: argparse.Namespace) -> Storage:
     return Storage(args.root or default_root())
 
 
+def image_event(st: Storage, action: str, ref: str) -> None:
+    """An image event in the event log (actions: pull, tag, and rmi's Untagged/Deleted)."""
+    from ..events import log
+
+    log.image(st, {"Untagged": "untag", "Deleted": "delete"}.get(action, action), ref)
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull an image from a registry."""
     from ..images import platforms, reference
@@ -36,6 +43,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     client = regopts.client(args, ref.registry, ref.repository)
     st = _storage(args)
     pull(st, client, ref, want, out=None if args.quiet else sys.stdout)
+    image_event(st, "pull", str(ref))
     sys.stdout.write(f"{ref}\n")
     return 0
 
@@ -107,7 +115,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
     """Create a tag that refers to an image."""
     from ..images import records
 
-    records.tag(_storage(args), args.source, args.target)
+    st = _storage(args)
+    records.tag(st, args.source, args.target)
+    image_event(st, "tag", args.target)
     return 0
 
 
@@ -121,6 +131,7 @@ def cmd_rmi(args: argparse.Namespace) -> int:
         try:
             for line in records.remove(st, ref, force=args.force):
                 sys.stdout.write(line + "\n")
+                image_event(st, *line.split(": ", 1))
         except OcishError as exc:
             sys.stderr.write(f"ocish: {exc}\n")
             failed += 1

@@ -50,6 +50,7 @@ def _quote(text: str) -> str:
 
 def ps_row(st: Storage, c: Container, trunc: bool, size: bool) -> dict[str, Any]:
     """The fields of ``ps --format`` for one container (Docker's names)."""
+    from ..containers.control import status
     from ..containers.inspect import labels, mounts, sizes
     from ..units import human_size
     from .containercmds import _status
@@ -68,8 +69,8 @@ def ps_row(st: Storage, c: Container, trunc: bool, size: bool) -> dict[str, Any]
         size_text = f"{human_size(rw)} (virtual {human_size(rootfs)})"
     return {"ID": c.id[:12] if trunc else c.id, "Names": c.name, "Image": c.image,
             "Command": _quote(command), "CreatedAt": _created_at(c.created),
-            "RunningFor": since(c.created), "Ports": "", "State": c.status,
-            "Status": _status(c), "Size": size_text,
+            "RunningFor": since(c.created), "Ports": "", "State": status(c),
+            "Status": _status(st, c), "Size": size_text,
             "Labels": ",".join(f"{k}={v}" for k, v in sorted(labs.items())),
             "Label": lambda k: labs.get(k, ""), "Mounts": ",".join(names),
             "LocalVolumes": str(sum(1 for m in mounts(st, c) if m.get("Type") == "volume")),

@@ -38,10 +38,13 @@ def parse(specs: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def health(ctr: Container) -> str:
-    """The container's health status (the healthcheck part records it), 'none' without a
+def health(st: Storage, ctr: Container) -> str:
+    """The container's health status (healthy, unhealthy, starting), 'none' without a
     healthcheck."""
-    return str(ctr.options.get("health_status") or "none")
+    from .health import state
+
+    h = state(st, ctr) if ctr.status != "created" else None
+    return str(h["Status"]) if h else "none"
 
 
 def apply(st: Storage, ctrs: list[Container], filters: dict[str, list[str]]
@@ -78,7 +81,9 @@ def _test(st: Storage, key: str, values: list[str]) -> Callable[[Container], boo
             return k in lab and (not sep or lab[k] == v)
         return lambda c: all(has(c, v) for v in values)  # Docker: every label must match
     if key == "status":
-        return lambda c: c.status in values
+        from .control import status
+
+        return lambda c: status(c) in values
     if key == "exited":
         codes = {int(v) for v in values}
         return lambda c: c.status == "exited" and c.exit_code in codes
@@ -91,7 +96,7 @@ def _test(st: Storage, key: str, values: list[str]) -> Callable[[Container], boo
             return lambda c: any(c.created < m for m in marks)
         return lambda c: any(c.created > m for m in marks)
     if key == "health":
-        return lambda c: health(c) in values
+        return lambda c: health(st, c) in values
     if key == "volume":
         def uses(c: Container) -> bool:
             return any(v in (m.get("Name"), m.get("Source"), m.get("Destination"))

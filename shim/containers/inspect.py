@@ -54,7 +54,9 @@ def inspect(st: Storage, ctr: Container, size: bool = False) -> dict[str, Any]:
         out.update(SizeRw=rw, SizeRootFs=rootfs)
     out.update(Mounts=mounts(st, ctr), Config=config(st, ctr),
                NetworkSettings=network_settings(st, ctr))
-    return out
+    from .control import inspect_state
+
+    return inspect_state(st, ctr, out)
 
 
 def state(st: Storage, ctr: Container) -> dict[str, Any]:

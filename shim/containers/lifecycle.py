@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import OcishError
+from ..events import log as events
 from ..monitor import conmon
 from ..runtime.driver import Runtime, exit_status_of_error
 from ..storage.root import Storage
@@ -39,6 +40,17 @@ def rfc3339(ns: int) -> str:
 
 def now() -> str:
     return rfc3339(time.time_ns())
+
+
+def epoch(text: str) -> float:
+    """Seconds since the epoch of a time rfc3339 wrote (0 for none)."""
+    import calendar
+
+    try:
+        whole = calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return 0.0
+    return whole + float("0." + (text[20:29].rstrip("Z") or "0"))
 
 
 @contextmanager
@@ -86,6 +98,7 @@ def create(st: Storage, image_id: str, image: str, options: dict[str, Any], runt
                "stop_signal": options.get("stop_signal") or config.get("StopSignal") or
                "SIGTERM", "image_config": config}
     options.update(spec.security_options(options.get("security_opt") or []))
+    options.update(_lifecycle_options(options, config))
     from ..volumes import attach
 
     with attach.claimed(st, options, config) as volumes_made:
@@ -102,7 +115,16 @@ def create(st: Storage, image_id: str, image: str, options: dict[str, Any], runt
             _teardown(st, ctr, wait_create=not isinstance(exc, conmon.CreateError))
             attach.drop(st, volumes_made)
             raise
+    events.container(st, ctr, "create")
     return records.get(st, cid) or ctr
+
+
+def _lifecycle_options(options: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The restart policy checked, the healthcheck resolved (flags over the image's)."""
+    from . import health, policy
+
+    policy.check(options)
+    return {"healthcheck": health.resolve(options.get("health") or {}, config)}
 
 
 def _write(path: str, text: str) -> None:
@@ -190,10 +212,10 @@ def _teardown(st: Storage, ctr: Container, wait_create: bool = True) -> None:
     release(st, ctr, wait_create)
     shutil.rmtree(ctr.dir(st), ignore_errors=True)
     records.delete(st, ctr.id)
-    _drop_lock(st, ctr.id)
+    drop_lock(st, ctr.id)
 
 
-def _drop_lock(st: Storage, cid: str) -> None:
+def drop_lock(st: Storage, cid: str) -> None:
     try:
         os.unlink(os.path.join(st.root, "containers", f"{cid}.lock"))
     except OSError:
@@ -203,6 +225,9 @@ def _drop_lock(st: Storage, cid: str) -> None:
 def release(st: Storage, ctr: Container, wait_create: bool = True) -> None:
     """What a container holds while it exists in the runtime: its runtime state (deleting it
     kills what is left), a monitor, the rootfs mount."""
+    from .health import stop_runner
+
+    stop_runner(st, ctr)
     p = paths(st, ctr)
     # a monitor whose runtime create is still under way (its ocish was killed meanwhile):
     # the runtime's state is only complete, and so deletable, once the pid file is written
@@ -237,39 +262,71 @@ def monitor_alive(ctr: Container, p: conmon.Paths) -> bool:
 
 def start(st: Storage, ctr: Container, exit_command: list[str]) -> Container:
     """Run a created container, or recreate and run an exited one."""
+    with locked(st, ctr.id):
+        return start_locked(st, ctr, exit_command)
+
+
+def start_locked(st: Storage, ctr: Container, exit_command: list[str], by_user: bool = True
+                 ) -> Container:
+    """start, the container's lock held (a restart policy's restart is not *by_user*: it
+    keeps the restart count)."""
+    from . import health, policy
     from .state import refresh
 
-    with locked(st, ctr.id):
-        ctr = refresh(st, ctr, locked=True)
-        if ctr.status == "running":
-            return ctr
-        rt = runtime_of(st, ctr)
-        if ctr.status == "exited":
-            release(st, ctr)
-            try:
-                _spawn(st, ctr, exit_command)
-            except BaseException as exc:
-                release(st, ctr, wait_create=not isinstance(exc, conmon.CreateError))
-                raise
+    ctr = refresh(st, ctr, locked=True)
+    if ctr.status == "running":
+        return ctr
+    if by_user:
+        policy.user_stopped(st, ctr.id, False)
+    rt = runtime_of(st, ctr)
+    if ctr.status in ("exited", "restarting"):
+        release(st, ctr)
+        _died(st, ctr, ctr.exit_code)  # if its exit command has not run yet
         try:
-            rt.start(ctr.id)
-        except OcishError:
-            release(st, ctr)
-            records.update(st, ctr.id, status="exited", exit_code=125, finished=now())
+            _spawn(st, ctr, exit_command)
+        except BaseException as exc:
+            release(st, ctr, wait_create=not isinstance(exc, conmon.CreateError))
             raise
-        records.update(st, ctr.id, status="running", started=now())
-    return records.get(st, ctr.id) or ctr
+    try:
+        rt.start(ctr.id)
+    except OcishError:
+        release(st, ctr)
+        records.update(st, ctr.id, status="exited", exit_code=125, finished=now())
+        raise
+    records.update(st, ctr.id, status="running", started=now())
+    records.update_options(st, ctr.id, paused=None)
+    ctr = records.get(st, ctr.id) or ctr
+    # the runner's ocish is the exit command's (this ocish, with its root)
+    health.start_runner(st, ctr, exit_command[:3])
+    events.container(st, ctr, "start")
+    return ctr
 
 
 def kill(st: Storage, ctr: Container, signal: str) -> None:
     """Send a signal to the container's init."""
+    from . import control, policy
     from .state import refresh
 
     ctr = refresh(st, ctr)
     if ctr.status != "running":
         raise OcishError(f"cannot kill container {ctr.id}: container {ctr.id} is not running")
+    if _signum(signal) in (9, _signum(ctr.options.get("stop_signal") or "SIGTERM")):
+        policy.user_stopped(st, ctr.id, True)  # Docker's ExitOnNext: no restart after this
     if not runtime_of(st, ctr).kill(ctr.id, signal):
         raise OcishError(f"cannot kill container {ctr.id}: the runtime could not signal it")
+    control.thaw(st, ctr)
+    events.container(st, ctr, "kill", signal=signal)
+
+
+def _signum(name: str) -> int | None:
+    """A signal's number from its number, name or name without SIG."""
+    import signal
+
+    if name.isdigit():
+        return int(name)
+    sig = getattr(signal, name.upper() if name.upper().startswith("SIG") else
+                  "SIG" + name.upper(), None)
+    return int(sig) if sig is not None else None
 
 
 def wait(st: Storage, cid: str, timeout: float | None = None) -> int | None:
@@ -285,7 +342,7 @@ def wait(st: Storage, cid: str, timeout: float | None = None) -> int | None:
                 raise OcishError(f"No such container: {cid}")
             return code
         ctr = refresh(st, ctr)
-        if ctr.status == "exited":
+        if ctr.status in ("exited", "restarting"):
             return ctr.exit_code
         if deadline is not None and time.monotonic() > deadline:
             return None
@@ -294,46 +351,80 @@ def wait(st: Storage, cid: str, timeout: float | None = None) -> int | None:
 
 def stop(st: Storage, ctr: Container, timeout: int | None) -> None:
     """The stop signal, then SIGKILL after *timeout* seconds."""
+    from . import control, policy
     from .state import refresh
 
+    policy.user_stopped(st, ctr.id, True)  # no restart policy restarts it
     ctr = refresh(st, ctr)
+    if ctr.status == "restarting":
+        with locked(st, ctr.id):
+            if (records.get(st, ctr.id) or ctr).status == "restarting":
+                records.update(st, ctr.id, status="exited")
+        return
     if ctr.status != "running":
         return
     rt = runtime_of(st, ctr)
     t = timeout if timeout is not None else ctr.options.get("stop_timeout")
     t = DEFAULT_STOP_TIMEOUT if t is None else t
     rt.kill(ctr.id, ctr.options.get("stop_signal") or "SIGTERM")
+    control.thaw(st, ctr)
     if wait(st, ctr.id, t) is None:
         rt.kill(ctr.id, "SIGKILL")
         wait(st, ctr.id)
+    events.container(st, ctr, "stop")
 
 
-def cleanup(st: Storage, cid: str, remove: bool = False, exit_code: int | None = None) -> None:
+def cleanup(st: Storage, cid: str, remove: bool = False, exit_code: int | None = None,
+            exit_command: list[str] | None = None) -> None:
     """After the container's process has exited (the monitor's exit command, or a refresh
     that found the monitor dead): record the status, release the runtime state and the
-    mount, and with *remove* the whole container."""
+    mount, and with *remove* the whole container. The monitor's exit command gives its
+    *exit_command* for the restarts of a restart policy (policy.after_exit)."""
     with locked(st, cid):
-        ctr = records.get(st, cid)
-        if ctr is None:
-            _drop_lock(st, cid)  # the container went while this waited: its lock goes too
-            return
-        if exit_code is not None and monitor_alive(ctr, paths(st, ctr)):
-            return  # a create or start respawned it meanwhile
-        code = conmon.read_exit_file(paths(st, ctr))
-        if code is None:
-            code = exit_code if exit_code is not None else 137
-        if ctr.status != "exited":
-            records.update(st, cid, status="exited", exit_code=code,
-                           finished=exit_time(paths(st, ctr)),
-                           error="" if exit_code is None else "the monitor (conmon) died")
-        release(st, ctr)
-        if remove:
-            records.record_exit(st, cid, code)
-            _teardown(st, ctr)
-    if remove:  # Docker's --rm takes the anonymous volumes too
+        removed = _cleanup_locked(st, cid, remove, exit_code)
+    if removed is not None:  # Docker's --rm takes the anonymous volumes too
         from ..volumes.attach import remove_anonymous
 
-        remove_anonymous(st, ctr.options)
+        remove_anonymous(st, removed.options)
+    if exit_command is not None and not remove:
+        from . import policy
+
+        policy.after_exit(st, cid, exit_command)
+
+
+def _cleanup_locked(st: Storage, cid: str, remove: bool,
+                    exit_code: int | None) -> Container | None:
+    """cleanup's work under the lock; the container if this removed it."""
+    ctr = records.get(st, cid)
+    if ctr is None:
+        drop_lock(st, cid)  # the container went while this waited: its lock goes too
+        return None
+    code = conmon.read_exit_file(paths(st, ctr))
+    if (exit_code is not None or code is None) and monitor_alive(ctr, paths(st, ctr)):
+        # a create or start respawned it meanwhile (which deleted the exit file of the run
+        # this exit command was for, and released what that run held)
+        return None
+    if code is None:
+        code = exit_code if exit_code is not None else 137
+    if ctr.status != "exited":
+        records.update(st, cid, status="exited", exit_code=code,
+                       finished=exit_time(paths(st, ctr)),
+                       error="" if exit_code is None else "the monitor (conmon) died")
+    release(st, ctr)
+    _died(st, ctr, code)
+    if not remove:
+        return None
+    records.record_exit(st, cid, code)
+    _teardown(st, ctr)
+    events.container(st, ctr, "destroy")
+    return ctr
+
+
+def _died(st: Storage, ctr: Container, code: int) -> None:
+    """The die event, once for each run (the pid of the run is forgotten)."""
+    if ctr.pid:
+        records.update(st, ctr.id, pid=0)
+        events.container(st, ctr, "die", exitCode=str(code))
 
 
 def exit_time(p: conmon.Paths) -> str:
@@ -347,18 +438,28 @@ def exit_time(p: conmon.Paths) -> str:
 def remove(st: Storage, ctr: Container, force: bool, volumes: bool = False) -> None:
     """Remove a container (``-f``: killing it first if it runs; *volumes*: with its anonymous
     volumes)."""
+    from . import control
     from .state import refresh
 
     ctr = refresh(st, ctr)
+    if ctr.status in ("running", "restarting") and not force:
+        if control.is_paused(ctr):
+            raise OcishError(f"cannot remove container {ctr.id}: container is paused: "
+                             "unpause and then stop the container before removing or force "
+                             "remove")
+        if ctr.status == "restarting":
+            raise OcishError(f"cannot remove container {ctr.id}: container is restarting: "
+                             "stop the container before removing or force remove")
+        raise OcishError(f"cannot remove container {ctr.id}: container is running: stop "
+                         "the container before removing or force remove")
     if ctr.status == "running":
-        if not force:
-            raise OcishError(f"cannot remove container {ctr.id}: container is running: stop "
-                             "the container before removing or force remove")
         runtime_of(st, ctr).kill(ctr.id, "SIGKILL")
+        control.thaw(st, ctr)
         wait(st, ctr.id, 30)
     with locked(st, ctr.id):
         if records.get(st, ctr.id) is not None:
             _teardown(st, ctr)
+            events.container(st, ctr, "destroy")
     if volumes:
         from ..volumes.attach import remove_anonymous
 

@@ -133,3 +133,22 @@ def random_name(st: Storage) -> str:
         if st.db.execute("SELECT 1 FROM containers WHERE name = ?", (name,)).fetchone() is None:
             return name
     return f"ocish_{os.urandom(6).hex()}"
+
+
+def update_options(st: Storage, cid: str, **changes: object) -> dict[str, Any] | None:
+    """Change some keys of a row's options in one transaction (a read-modify-write that no
+    other writer can interleave with); the new options, None if the row is gone. A value of
+    None removes its key."""
+    with transaction(st.db) as conn:
+        row = conn.execute("SELECT options FROM containers WHERE id = ?", (cid,)).fetchone()
+        if row is None:
+            return None
+        options: dict[str, Any] = json.loads(row[0])
+        for k, v in changes.items():
+            if v is None:
+                options.pop(k, None)
+            else:
+                options[k] = v
+        conn.execute("UPDATE containers SET options = ? WHERE id = ?",
+                     (json.dumps(options), cid))
+    return options

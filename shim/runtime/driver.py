@@ -87,6 +87,13 @@ class Runtime:
         if res.returncode != 0:
             raise OcishError(f"runtime {os.path.basename(self.path)} update: "
                              f"{error_text(res.stderr)}")
+    def pause(self, cid: str) -> None:
+        """Freeze the container's processes (its cgroup's freezer)."""
+        self._run("pause", cid)
+
+    def resume(self, cid: str) -> None:
+        """Thaw a paused container."""
+        self._run("resume", cid)
 
     def delete(self, cid: str) -> None:
         """Delete the container's runtime state (killing what is left of it)."""
