@@ -62,7 +62,8 @@ run: test-install bundles
 test: dev
 	$(BIN)/tox
 
-unit: dev
+# tests/shim run the installed ocish (build/prefix/bin/ocish): install it first
+unit: dev test-install
 	$(BIN)/pytest -q tests --ignore=tests/engines
 
 engines: dev test-install
