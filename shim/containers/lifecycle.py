@@ -236,13 +236,17 @@ def start(st: Storage, ctr: Container, exit_command: list[str]) -> Container:
             except BaseException as exc:
                 release(st, ctr, wait_create=not isinstance(exc, conmon.CreateError))
                 raise
+        # the start time goes in first: a row that is "created" with a start time is one
+        # whose start was cut short (its ocish killed), which refresh asks the runtime about
+        started = now()
+        records.update(st, ctr.id, started=started)
         try:
             rt.start(ctr.id)
         except OcishError:
             release(st, ctr)
             records.update(st, ctr.id, status="exited", exit_code=125, finished=now())
             raise
-        records.update(st, ctr.id, status="running", started=now())
+        records.update(st, ctr.id, status="running", started=started)
     return records.get(st, ctr.id) or ctr
 
 
