@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from ..errors import OcishError
 from ..monitor import conmon
@@ -26,6 +25,10 @@ from ..storage.root import Storage
 from ..storage.snapshots import unmount
 from . import records, seccomp, spec
 from .records import Container
+
+TYPE_CHECKING = False  # not typing's: it costs the run path ms
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_STOP_TIMEOUT = 10
 
@@ -266,6 +269,9 @@ def wait(st: Storage, cid: str, timeout: float | None = None) -> int | None:
     from .state import refresh
 
     deadline = None if timeout is None else time.monotonic() + timeout
+    # short polls first: a foreground run waits here for the exit file conmon writes right
+    # after the output ends, and a fixed 50 ms poll cost it 25 ms on average
+    pause = 0.002
     while True:
         ctr = records.get(st, cid)
         if ctr is None:
@@ -278,7 +284,8 @@ def wait(st: Storage, cid: str, timeout: float | None = None) -> int | None:
             return ctr.exit_code
         if deadline is not None and time.monotonic() > deadline:
             return None
-        time.sleep(0.05)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def stop(st: Storage, ctr: Container, timeout: int | None) -> None:
@@ -315,10 +322,11 @@ def cleanup(st: Storage, cid: str, remove: bool = False, exit_code: int | None =
             records.update(st, cid, status="exited", exit_code=code,
                            finished=exit_time(paths(st, ctr)),
                            error="" if exit_code is None else "the monitor (conmon) died")
-        release(st, ctr)
-        if remove:
+        if remove:  # (the teardown releases: the runtime's delete is not asked twice)
             records.record_exit(st, cid, code)
             _teardown(st, ctr)
+        else:
+            release(st, ctr)
 
 
 def exit_time(p: conmon.Paths) -> str:
