@@ -1,7 +1,7 @@
 """ocish's containers against podman and Docker: what `make bench` prints last.
 
     .venv/bin/python bench/containers.py [-n ROUNDS] [--warmup N] [--count N] [--quick]
-                                         [--no-docker] [--json FILE]
+                                         [--no-docker] [--ocish PATH] [--json FILE]
 
 Set up once, in a temp dir: a busybox image (built as the ocish tests build theirs: umoci and
 bundles/mkrootfs, one layer) in a docker-registry on a free 127.0.0.1 port; an ocish root; a
@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO / "tests" / "engines"))
 from docker_support import Dockerd  # noqa: E402
 from shim_support import Registry, layer1, start_registry  # noqa: E402
 
-OCISH, OCIRT, RUNC = INSTALLED_BIN / "ocish", INSTALLED_BIN / "ocirt", "/usr/sbin/runc"
+OCISH, RUNC = INSTALLED_BIN / "ocish", "/usr/sbin/runc"
 PARENT = f"ocish-bench-{os.getpid()}"
 TARGETS = {"run_vs_podman": 0.5, "ps_ms": 100.0, "memory_mib": 1.0}
 # podman's default rlimits are above this host's hard limits (engines-on-this-host.md)
@@ -178,13 +178,17 @@ def main() -> None:  # noqa: C901 - one linear script: set up, measure, report, 
     ap.add_argument("--ps-rounds", type=int, default=10, help="timed ps -a runs (default: %(default)s)")
     ap.add_argument("--quick", action="store_true", help="-n 5 --count 20")
     ap.add_argument("--no-docker", action="store_true", help="leave dockerd out")
+    ap.add_argument("--ocish", default=str(OCISH),
+                    help="the ocish launcher (default: %(default)s, from make test-install; "
+                         "its runtime is the ocirt beside it)")
     ap.add_argument("--json", metavar="FILE", help="also write every sample here")
     args = ap.parse_args()
     if args.quick:
         args.n, args.count = 5, 20
+    ocish_bin = os.path.abspath(args.ocish)
     if os.geteuid() != 0:
         sys.exit("containers.py: needs root")
-    for tool in (OCISH, OCIRT, RUNC, "/usr/bin/conmon", "/usr/bin/umoci", "/usr/bin/skopeo",
+    for tool in (ocish_bin, RUNC, "/usr/bin/conmon", "/usr/bin/umoci", "/usr/bin/skopeo",
                  "/usr/bin/docker-registry"):
         if not os.access(tool, os.X_OK):
             sys.exit(f"containers.py: not found or not executable: {tool} (make test-install, "
@@ -203,7 +207,7 @@ def main() -> None:  # noqa: C901 - one linear script: set up, measure, report, 
         progress("building the image")
         reg = start_registry(work / "registry")
         ref, archive = build_image(work, reg)
-        ocish = [str(OCISH), "--root", str(root)]
+        ocish = [ocish_bin, "--root", str(root)]
         sh(*ocish, "pull", "-q", "--tls-verify=false", ref)
         podman = Podman(work / "podman")
         podman("pull", "-q", "--tls-verify=false", ref)
@@ -282,10 +286,10 @@ def main() -> None:  # noqa: C901 - one linear script: set up, measure, report, 
     finally:
         progress("cleaning up")
         if root.exists():
-            ids = subprocess.run([str(OCISH), "--root", str(root), "ps", "-a", "-q"],
+            ids = subprocess.run([ocish_bin, "--root", str(root), "ps", "-a", "-q"],
                                  capture_output=True, text=True).stdout.split()
             if ids:
-                subprocess.run([str(OCISH), "--root", str(root), "rm", "-f", *ids],
+                subprocess.run([ocish_bin, "--root", str(root), "rm", "-f", *ids],
                                capture_output=True, timeout=1200)
         if podman is not None:
             podman.close()
