@@ -27,7 +27,11 @@ def _storage(args: argparse.Namespace) -> Storage:
 
 def _exit_command(st: Storage, autoremove: bool) -> list[str]:
     """What the monitor runs when the container exits: this ocish's ``container cleanup``."""
-    cmd = [os.path.abspath(sys.argv[0]), "--root", st.root, "container", "cleanup"]
+    me = os.path.abspath(sys.argv[0])
+    # the launcher (installed or dev) is argv[0]; ``python -m shim`` has the package's
+    # __main__.py there, which is no command: that interpreter runs the module again
+    argv = [sys.executable, "-m", "shim"] if me.endswith(".py") else [me]
+    cmd = [*argv, "--root", st.root, "container", "cleanup"]
     return cmd + (["--rm"] if autoremove else [])
 
 

@@ -191,3 +191,17 @@ def test_exit_command_is_the_running_launcher(oc: Ocish) -> None:
     assert os.access(exit_cmd, os.X_OK)
     oc("rm", "-f", "watched")
     assert_nothing_left(oc.root)
+
+
+def test_exit_command_of_python_m_shim(oc: Ocish) -> None:
+    """ocish run as ``python -m shim`` (no launcher): the monitor's exit command runs the
+    module with the same interpreter, so a detached ``--rm`` container still removes itself."""
+    python = OCISH.parent.parent / "lib" / "ocirt" / "bin" / "python3"
+    python = python if python.exists() else OCISH.parent / "python"
+    oc("pull", "--tls-verify=false", oc.image)
+    res = subprocess.run([str(python), "-m", "shim", *oc.argv()[1:], "run", "-d", "--rm",
+                          "--cgroup-parent", CGROUP_PARENT, oc.image, "true"],
+                         capture_output=True, text=True, timeout=120, cwd="/")
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: oc("ps", "-a", "-q").stdout == "", "removal by the exit command")
+    assert_nothing_left(oc.root)
