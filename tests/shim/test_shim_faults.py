@@ -81,18 +81,27 @@ def test_ocish_killed_at_each_step(oc: Ocish, tmp_path: Path, step: str) -> None
     if step != "running":
         wait_for(lambda: not Path(f"/proc/{(tmp_path / 'reached').read_text().strip()}")
                  .exists(), "the end of the gated runtime command")
-    line = oc("ps", "-a").stdout.splitlines()[1]
-    assert line.endswith(" cut")
-    actual = _runtime_state(gated, cid)
-    if " Up " in line:
-        assert actual == "running", line
-    elif " Created " in line:
-        # created, or a create not yet (or never to be) complete
-        assert actual in ("created", "absent"), line
-    else:
-        assert " Exited (" in line and actual in ("stopped", "absent"), (line, actual)
+    # what ps says and what the runtime says agree (asked again while the monitor or the
+    # runtime command cut loose may still be changing things: a lie that lasts fails)
+    seen: list[tuple[str, str]] = []
+
+    def agree() -> bool:
+        line = oc("ps", "-a").stdout.splitlines()[1]
+        actual = _runtime_state(gated, cid)
+        seen.append((line, actual))
+        assert line.endswith(" cut"), line
+        if " Up " in line:
+            return actual == "running"
+        if " Created " in line:  # created, or a create not (yet, or ever) complete
+            return actual in ("created", "absent")
+        return " Exited (" in line and actual in ("stopped", "absent")
+
+    try:
+        wait_for(agree, "ps -a agreeing with the runtime", 30)
+    except AssertionError:
+        raise AssertionError(f"ps -a and the runtime disagree: {seen[-3:]}") from None
     if step == "running":
-        assert " Up " in line  # the container outlives the ocish run that started it
+        assert " Up " in seen[-1][0]  # the container outlives the ocish run that started it
     gated("rm", "-f", "cut")
     assert_nothing_left(oc.root)
 
