@@ -62,7 +62,8 @@ run: test-install bundles
 test: dev
 	$(BIN)/tox
 
-unit: dev
+# tests/shim run the installed ocish (build/prefix/bin/ocish): install it first
+unit: dev test-install
 	$(BIN)/pytest -q tests --ignore=tests/engines
 
 engines: dev test-install
@@ -93,16 +94,22 @@ clean:
 # ocirt vs runc vs crun, side by side (needs root; ~1 min). Quicker: make bench ARGS=--quick
 # then what the exec stub (CVE-2019-5736) adds to each container process (bench/exec_stub.py),
 # then ocish's images against skopeo and GNU tar (bench/images.py, ~1 min; IMAGES_ARGS=--quick)
+# then ocish's containers against podman and dockerd (bench/containers.py, ~5 min;
+# CONTAINERS_ARGS=--quick)
 # bench-runs: all three RUNS times (3), each figure as the median over the runs with its
 # min-max across runs (bench/runs.py; what README.md and bench/README.md quote; ~15 min)
-.PHONY: bench bench-images bench-runs
+.PHONY: bench bench-images bench-containers bench-runs
 bench: dev test-install
 	$(BIN)/python bench/compare.py $(ARGS)
 	$(BIN)/python bench/exec_stub.py
 	$(BIN)/python bench/images.py $(IMAGES_ARGS)
+	$(BIN)/python bench/containers.py $(CONTAINERS_ARGS)
 
 bench-runs: dev test-install
 	$(BIN)/python bench/runs.py -k $(or $(RUNS),3) $(ARGS)
 
 bench-images: dev test-install
 	$(BIN)/python bench/images.py $(IMAGES_ARGS)
+
+bench-containers: dev test-install
+	$(BIN)/python bench/containers.py $(CONTAINERS_ARGS)

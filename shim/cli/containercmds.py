@@ -27,7 +27,11 @@ def _storage(args: argparse.Namespace) -> Storage:
 
 def _exit_command(st: Storage, autoremove: bool) -> list[str]:
     """What the monitor runs when the container exits: this ocish's ``container cleanup``."""
-    cmd = [os.path.abspath(sys.argv[0]), "--root", st.root, "container", "cleanup"]
+    me = os.path.abspath(sys.argv[0])
+    # the launcher (installed or dev) is argv[0]; ``python -m shim`` has the package's
+    # __main__.py there, which is no command: that interpreter runs the module again
+    argv = [sys.executable, "-m", "shim"] if me.endswith(".py") else [me]
+    cmd = [*argv, "--root", st.root, "container", "cleanup"]
     return cmd + (["--rm"] if autoremove else [])
 
 
@@ -85,6 +89,14 @@ def _create(args: argparse.Namespace, st: Storage, detach: bool) -> Container:
         if exc.status == 1:
             exc.status = 125
         raise
+    except OSError as exc:  # e.g. a full disk under the container's dir: an engine error
+        raise _engine_error("cannot create the container", exc) from None
+
+
+def _engine_error(what: str, exc: OSError) -> OcishError:
+    """An OSError of ocish's own during create/start as Docker's engine error (status 125)."""
+    where = f": {exc.filename}" if exc.filename else ""
+    return OcishError(f"{what}: {exc.strerror or exc}{where}", 125)
 
 
 def _log_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -127,7 +139,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.detach:
             # attached before start, so that not a byte of output is missed
             sock = conmon.attach(lifecycle.paths(st, ctr))
-        lifecycle.start(st, ctr, _exit_command(st, args.rm))
+        try:
+            lifecycle.start(st, ctr, _exit_command(st, args.rm))
+        except OSError as exc:
+            raise _engine_error("cannot start the container", exc) from None
     except OcishError as exc:
         if sock is not None:
             sock.close()  # type: ignore[attr-defined]

@@ -89,7 +89,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     try:
         client.ping(f"login to {host}")
     except RegistryError as exc:
-        if exc.status == 401:
+        if exc.http_status == 401:
             raise OcishError(f"login to {host} failed: invalid username or password") from None
         raise
     authfile.store(args.authfile, key, user, password)

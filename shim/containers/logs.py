@@ -52,6 +52,10 @@ def tail(path: str, n: int) -> int:
     if n < 0:
         return 0
     with open(path, "rb") as f:
+        # a log that does not end with a newline ends with a record cut short (by a full
+        # disk): it is no line, so the last n lines begin one newline further back
+        f.seek(max(size - 1, 0))
+        want = n if f.read(1) in (b"\n", b"") else n + 1
         pos, count = size, 0
         while pos > 0:
             step = min(65536, pos)
@@ -61,7 +65,7 @@ def tail(path: str, n: int) -> int:
             for i in range(len(block) - 1, -1, -1):
                 if block[i] == 0x0A and pos + i != size - 1:
                     count += 1
-                    if count == n:
+                    if count == want:
                         return pos + i + 1
         return 0
 

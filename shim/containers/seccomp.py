@@ -11,10 +11,13 @@ listed).
 from __future__ import annotations
 
 import json
-import platform
-from typing import Any
+import os
 
 from ..errors import OcishError
+
+TYPE_CHECKING = False  # not typing's: it costs the run path ms
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PROFILE = "/usr/share/containers/seccomp.json"
 
@@ -38,7 +41,7 @@ def load(path: str) -> dict[str, Any]:
 
 
 def _kernel() -> tuple[int, ...]:
-    parts = platform.release().split("-")[0].split(".")
+    parts = os.uname().release.split("-")[0].split(".")
     return tuple(int(p) for p in parts[:2] if p.isdigit())
 
 
@@ -59,7 +62,7 @@ def _applies(rule: dict[str, Any], caps: set[str], arch: str) -> bool:
 
 def to_spec(profile: dict[str, Any], caps: list[str]) -> dict[str, Any]:
     """``linux.seccomp`` of config.json for a container with *caps*."""
-    machine = platform.machine()
+    machine = os.uname().machine
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
     scmp = _ARCHES.get(machine)
     architectures: list[str] = []

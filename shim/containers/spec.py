@@ -8,9 +8,11 @@ other flags of hostconfig.py are applied to what ``generate`` makes.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import OcishError
+
+TYPE_CHECKING = False  # not typing's: it costs the run path ms
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -24,6 +24,8 @@ def refresh(st: Storage, ctr: Container, locked: bool = False) -> Container:
     if code is None and (lifecycle.monitor_alive(ctr, p) or not ctr.monitor_start):
         # alive; or a create that is under way or was cut short before its monitor ran,
         # which shows as created and which rm removes
+        if ctr.status == "created" and ctr.started and not locked:
+            return _started(st, ctr)
         return ctr
     if code is not None:
         # exited under its monitor: the exit command cleans up; record the status now
@@ -42,3 +44,18 @@ def refresh(st: Storage, ctr: Container, locked: bool = False) -> Container:
             except OcishError:
                 pass  # shown as recorded; rm -f tries again
     return records.get(st, ctr.id) or ctr
+
+
+def _started(st: Storage, ctr: Container) -> Container:
+    """A created container whose start began (and may have been cut short with its ocish):
+    running if the runtime says so. Only such rows cost a runtime call; a start under way
+    holds the lock, so the lock is taken to wait for it."""
+    with lifecycle.locked(st, ctr.id):
+        now = records.get(st, ctr.id)
+        if now is None or now.status != "created":
+            return now or ctr
+        state = lifecycle.runtime_of(st, now).state(now.id)
+        if state is not None and state.get("status") == "running":
+            records.update(st, now.id, status="running")
+            return records.get(st, now.id) or now
+        return now

@@ -54,7 +54,9 @@ class RegistryError(OcishError):
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
-        self.status = status
+        # the HTTP status; not OcishError.status, the command's exit status (a 404 as that
+        # made ``pull`` and ``run`` of an unknown image exit with 404 & 0xff = 148)
+        self.http_status = status
 
 
 def _registry_error(exc: urllib.error.HTTPError, what: str) -> RegistryError:

@@ -35,7 +35,7 @@ def blob_exists(client: RegistryClient, repo: str, digest: str) -> bool:
         client.request(f"/v2/{repo}/blobs/{digest}", push_scope(repo),
                        f"{client.host}/{repo}@{digest}", method="HEAD").close()
     except RegistryError as exc:
-        if exc.status == 404:
+        if exc.http_status == 404:
             return False
         raise
     return True

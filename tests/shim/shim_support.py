@@ -32,7 +32,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 REPO = Path(__file__).resolve().parents[2]
-OCISH = REPO / ".venv" / "bin" / "ocish"
+# Test what ships: the ocish `make test-install` puts in the checkout (the recipe of `make
+# install`; tox's unit env and `make unit` run it first). Only a checkout where build/prefix was
+# never installed (a bare `pytest tests/shim` after `make dev`) falls back to the dev launcher.
+_INSTALLED = REPO / "build" / "prefix" / "bin" / "ocish"
+OCISH = _INSTALLED if _INSTALLED.exists() else REPO / ".venv" / "bin" / "ocish"
 MKROOTFS = REPO / "bundles" / "mkrootfs"
 USER, PASSWORD = "testuser", "testpass"
 _ACCESS_RE = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
@@ -48,7 +52,7 @@ def run(*cmd: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
 
 def ocish(root: Path, *args: str, check: bool = True, **kw: object
           ) -> subprocess.CompletedProcess[str]:
-    """Run the installed ocish with --root ROOT."""
+    """Run ocish (``OCISH``: the installed one) with --root ROOT."""
     res = subprocess.run([str(OCISH), "--root", str(root), *args], capture_output=True,
                          text=True, timeout=300, **kw)  # type: ignore[call-overload]
     if check:

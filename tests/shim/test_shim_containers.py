@@ -1,5 +1,6 @@
 """ocish containers, for real: images from the local registry, conmon as the monitor, and the
-same tests with ocirt and with runc as the runtime (container_fixtures.oc)."""
+same tests with ocirt and with runc as the runtime (container_fixtures.oc). ocish killed mid-run
+and parallel runs are in test_shim_faults.py."""
 
 from __future__ import annotations
 
@@ -200,34 +201,6 @@ def test_foreground_run_forwards_signals(oc: Ocish) -> None:
     assert (proc.returncode, out) == (7, "got TERM\n")
 
 
-def _container_file(root: Path, name: str) -> bool:
-    ctrs = root / "containers"
-    return ctrs.is_dir() and any((d / name).exists() for d in ctrs.iterdir() if d.is_dir())
-
-
-@pytest.mark.parametrize("step", ["bundle/config.json", "conmon.pid", "running"])
-def test_ocish_killed_mid_run(oc: Ocish, step: str) -> None:
-    """ocish SIGKILLed after it wrote the bundle, after it started the monitor, after the
-    container started: ps -a still tells the truth and rm -f leaves nothing."""
-    oc("pull", "--tls-verify=false", oc.image)
-    proc = subprocess.Popen([*oc.argv(), "run", "--cgroup-parent", CGROUP_PARENT, "--name",
-                             "cut", oc.image, "sleep", "1000"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        if step == "running":
-            wait_for(lambda: " Up " in oc("ps").stdout, "running container")
-        else:
-            wait_for(lambda: _container_file(oc.root, step), step)
-    finally:
-        proc.kill()
-        proc.wait()
-    lines = oc("ps", "-a").stdout.splitlines()
-    assert len(lines) == 2 and lines[1].endswith("cut")
-    assert any(s in lines[1] for s in (" Up ", " Created ", " Exited (")), lines[1]
-    oc("rm", "-f", "cut")
-    assert_nothing_left(oc.root)
-
-
 def test_network_host(oc: Ocish) -> None:
     res = oc.run("--rm", "--network", "host", "IMAGE", "ls", "/sys/class/net")
     assert sorted(res.stdout.split()) == sorted(os.listdir("/sys/class/net"))
@@ -236,30 +209,6 @@ def test_network_host(oc: Ocish) -> None:
     assert_nothing_left(oc.root)
     res = oc("run", "--no-such-flag", oc.image, check=False)
     assert res.returncode == 125 and "unrecognized" in one_line_error(res)
-
-
-def test_parallel_runs(oc: Ocish) -> None:
-    """Parallel ``run -d``: with one name, exactly one wins and the others fail with 125 and
-    leave nothing; with different names, all run."""
-    oc("pull", "--tls-verify=false", oc.image)
-
-    def start(name: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([*oc.argv(), "run", "-d", "--cgroup-parent", CGROUP_PARENT,
-                                 "--name", name, oc.image, "sleep", "1000"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    same = [start("same") for _ in range(8)]
-    others = [start(f"other{i}") for i in range(8)]
-    results = [(p.wait(120), *p.communicate()) for p in same + others]
-    won = [r for r in results[:8] if r[0] == 0]
-    assert len(won) == 1, results
-    for code, _, err in results[:8]:
-        assert code in (0, 125) and (code == 0 or "already in use" in err), err
-    assert all(r[0] == 0 for r in results[8:]), results
-    running = oc("ps", "-q", "--no-trunc").stdout.split()
-    assert sorted(running) == sorted(r[1].strip() for r in results if r[0] == 0)
-    oc("rm", "-f", *running)
-    assert_nothing_left(oc.root)
 
 
 def test_seccomp_and_no_new_privileges(oc: Ocish) -> None:
