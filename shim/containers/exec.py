@@ -52,10 +52,15 @@ def all_caps() -> list[str]:
     return [c for i, c in enumerate(ALL_CAPS) if bnd >> i & 1]
 
 
-def resolve_user(ctr: Container, user_spec: str) -> dict[str, Any]:
-    """``-u``: the process.user for *user_spec* in *ctr* (numeric uid[:gid] for now; the
-    place where names are to be looked up in the container's /etc/passwd)."""
-    return spec.user(user_spec)
+def resolve_user(st: Storage, ctr: Container, user_spec: str) -> dict[str, Any]:
+    """``-u``: the process.user for *user_spec*, names looked up in the container's own
+    /etc/passwd and /etc/group (read inside its root, as at create)."""
+    from . import users
+
+    rootfs = os.path.join(lifecycle.paths(st, ctr).bundle, "rootfs")
+    user = users.resolve(rootfs, user_spec, [])
+    user.pop("home", None)
+    return user
 
 
 def read_env_file(path: str) -> list[str]:
@@ -82,7 +87,7 @@ def process_spec(st: Storage, ctr: Container, args: list[str], opts: dict[str, A
     proc.update(args=args, env=[f"{k}={v}" for k, v in env.items()],
                 terminal=bool(opts.get("tty")))
     if opts.get("user"):
-        proc["user"] = resolve_user(ctr, opts["user"])
+        proc["user"] = resolve_user(st, ctr, opts["user"])
     if opts.get("workdir"):
         if not opts["workdir"].startswith("/"):
             raise OcishError(f"--workdir {opts['workdir']!r}: the working directory must be "

@@ -126,31 +126,14 @@ def sizes(st: Storage, ctr: Container) -> tuple[int, int]:
     plus the image's."""
     from ..errors import OcishError
     from ..images import records as images
+    from ..storage.treesize import tree_size
 
-    rw = dir_size(os.path.join(ctr.dir(st), "upper"))
+    rw = tree_size(os.path.join(ctr.dir(st), "upper"))
     try:
         image = images.get(st, ctr.image_id).size
     except OcishError:
         image = 0
     return rw, rw + image
-
-
-def dir_size(path: str) -> int:
-    """The sum of the sizes of the files under *path* (symlinks not followed, each hard
-    link counted once), as Docker's SizeRw."""
-    total, seen = 0, set()
-    for top, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                s = os.lstat(os.path.join(top, name))
-            except OSError:
-                continue
-            if s.st_nlink > 1:
-                if (s.st_dev, s.st_ino) in seen:
-                    continue
-                seen.add((s.st_dev, s.st_ino))
-            total += s.st_size
-    return total
 
 
 def mounts(st: Storage, ctr: Container) -> list[dict[str, Any]]:

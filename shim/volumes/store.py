@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import OcishError
 from ..storage.db import transaction
 from ..storage.root import Storage
+from ..storage.treesize import tree_size
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # what Docker (>= 23) marks them with
@@ -186,35 +187,6 @@ def _remove_dir(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def size(path: str) -> int:
-    """Bytes of the files below *path* (not following symlinks, not crossing mounts, hard
-    links counted once)."""
-    total = 0
-    seen: set[int] = set()
-    try:
-        dev = os.lstat(path).st_dev
-    except OSError:
-        return 0
-    for top, dirs, files in os.walk(path):
-        for f in files:
-            try:
-                s = os.lstat(os.path.join(top, f))
-            except OSError:
-                continue
-            if s.st_ino not in seen:
-                seen.add(s.st_ino)
-                total += s.st_size
-        dirs[:] = [d for d in dirs if _same_dev(os.path.join(top, d), dev)]
-    return total
-
-
-def _same_dev(path: str, dev: int) -> bool:
-    try:
-        return os.lstat(path).st_dev == dev
-    except OSError:
-        return False
-
-
 def prune(st: Storage, everything: bool) -> tuple[list[str], int]:
     """Remove the unused volumes (anonymous ones only, unless *everything*): their names and
     the bytes freed."""
@@ -225,7 +197,7 @@ def prune(st: Storage, everything: bool) -> tuple[list[str], int]:
         for vol in all_volumes(st):
             if vol.name in used or not (everything or vol.anonymous):
                 continue
-            n = size(vol.mountpoint(st))
+            n = tree_size(vol.mountpoint(st))
             remove(st, vol.name)
             gone.append(vol.name)
             freed += n

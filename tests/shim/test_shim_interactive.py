@@ -78,6 +78,10 @@ def test_exec_env_user_workdir_privileged(oc: Ocish) -> None:
     lines = res.stdout.splitlines()
     assert lines[:4] == ["bar 1", "1000", "1001", "/tmp"]
     assert lines[4].split()[1] == "0000000000000000"  # a non-root user: no effective caps
+    # a name, looked up in the container's own /etc/passwd, as run -u does
+    assert oc("exec", "-u", "nobody", "web", "id", "-un").stdout == "nobody\n"
+    res = oc("exec", "-u", "nosuchuser", "web", "true", check=False)
+    assert res.returncode != 0 and "unable to find user nosuchuser" in one_line_error(res)
     res = oc("exec", "web", "grep", "CapEff", "/proc/self/status")
     assert res.stdout.split()[1] == "00000000a80425fb"  # the container's own set
     res = oc("exec", "--privileged", "web", "grep", "CapBnd", "/proc/self/status")
